@@ -1,0 +1,122 @@
+-- Change capture shared by every synced table (DESIGN §4.2, §5).
+--
+-- Each synced row carries `_tx xid8`: the id of the transaction that last wrote it, set
+-- by a BEFORE trigger so writes made by plain SQL from outside fieldsync (the ERP) are
+-- captured too. A reader gated at the watermark pg_snapshot_xmin(pg_current_snapshot())
+-- sees every transaction below it as finished, so paging by (_tx, id) below the watermark
+-- never skips a transaction that commits later (sequence numbers and timestamps would).
+--
+-- Rows that leave a bucket (DELETE, or an UPDATE that changes the bucket key) get a row
+-- in sync_tombstones for the bucket they left. A NOTIFY on channel 'fieldsync' names the
+-- touched buckets: a doorbell for the push channel, never the source of truth.
+
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+CREATE TABLE sync_tombstones (
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  bucket      text   NOT NULL,
+  collection  text   NOT NULL,
+  row_id      text   NOT NULL,
+  _tx         xid8   NOT NULL DEFAULT pg_current_xact_id(),
+  deleted_at  timestamptz NOT NULL DEFAULT now()
+);
+-- pull reads tombstones of one bucket after a position: (bucket, _tx, id)
+CREATE INDEX sync_tombstones_bucket_tx ON sync_tombstones (bucket, _tx, id);
+-- the prune job removes tombstones older than the retention
+CREATE INDEX sync_tombstones_deleted_at ON sync_tombstones (deleted_at);
+
+COMMENT ON TABLE sync_tombstones IS
+  'One row per (row, bucket) a row left: deleted, or moved to another bucket. Pruned after the retention; older cursors get 410.';
+
+-- The position below which every transaction is finished (committed or aborted).
+CREATE FUNCTION sync_watermark() RETURNS xid8
+  LANGUAGE sql STABLE PARALLEL SAFE
+  AS $$ SELECT pg_snapshot_xmin(pg_current_snapshot()) $$;
+
+-- BEFORE INSERT OR UPDATE, FOR EACH ROW: stamp the writing transaction.
+-- An UPDATE that changes nothing keeps the old stamp, so an ERP job that rewrites
+-- identical rows every night does not make every device download them again.
+CREATE FUNCTION sync_stamp() RETURNS trigger
+  LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    IF NEW IS NOT DISTINCT FROM OLD THEN
+      RETURN NEW;
+    END IF;
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
+      NEW.updated_at := clock_timestamp();
+    END IF;
+  END IF;
+  NEW._tx := pg_current_xact_id();
+  RETURN NEW;
+END $$;
+
+-- AFTER INSERT / UPDATE / DELETE, FOR EACH STATEMENT, with transition tables old_rows
+-- and new_rows. Arguments: collection name, an SQL expression over a row `r` giving its
+-- buckets as text[] (NULL elements ignored), and an expression giving its id as text.
+-- One statement-level pass keeps bulk ERP imports cheap (one tombstone INSERT and a few
+-- NOTIFYs per statement, not per row).
+CREATE FUNCTION sync_capture() RETURNS trigger
+  LANGUAGE plpgsql AS $$
+DECLARE
+  coll    text := TG_ARGV[0];
+  buckets text := TG_ARGV[1];
+  row_id  text := TG_ARGV[2];
+  pairs_old text := format('SELECT %s AS id, b AS bucket FROM old_rows r, unnest(%s) b WHERE b IS NOT NULL', row_id, buckets);
+  pairs_new text := format('SELECT %s AS id, b AS bucket FROM new_rows r, unnest(%s) b WHERE b IS NOT NULL', row_id, buckets);
+  touched text[];
+  chunk   text[];
+  i       int := 1;
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    EXECUTE format('INSERT INTO sync_tombstones (bucket, collection, row_id)
+                    SELECT DISTINCT o.bucket, $1, o.id FROM (%s) o', pairs_old) USING coll;
+    EXECUTE format('SELECT array_agg(DISTINCT bucket ORDER BY bucket) FROM (%s) o', pairs_old) INTO touched;
+  ELSIF TG_OP = 'UPDATE' THEN
+    -- an (id, bucket) pair present before and absent after: the row left that bucket
+    EXECUTE format('INSERT INTO sync_tombstones (bucket, collection, row_id)
+                    SELECT DISTINCT o.bucket, $1, o.id FROM (%s) o
+                    WHERE NOT EXISTS (SELECT 1 FROM (%s) n WHERE n.id = o.id AND n.bucket = o.bucket)',
+                   pairs_old, pairs_new) USING coll;
+    -- buckets whose content changed: rows whose stamp moved, plus buckets rows left
+    EXECUTE format('SELECT array_agg(DISTINCT bucket ORDER BY bucket) FROM (
+                      SELECT b AS bucket FROM new_rows r, unnest(%1$s) b
+                       WHERE b IS NOT NULL AND r._tx = pg_current_xact_id()
+                      UNION
+                      SELECT o.bucket FROM (%2$s) o
+                       WHERE NOT EXISTS (SELECT 1 FROM (%3$s) n WHERE n.id = o.id AND n.bucket = o.bucket)
+                    ) t', buckets, pairs_old, pairs_new) INTO touched;
+  ELSE
+    EXECUTE format('SELECT array_agg(DISTINCT bucket ORDER BY bucket) FROM (%s) n', pairs_new) INTO touched;
+  END IF;
+
+  -- NOTIFY payloads are limited to 8000 bytes: send the buckets in chunks.
+  -- Identical notifications in one transaction are folded into one by PostgreSQL.
+  WHILE touched IS NOT NULL AND i <= cardinality(touched) LOOP
+    chunk := touched[i:i + 99];
+    PERFORM pg_notify('fieldsync', json_build_object('c', coll, 'b', chunk)::text);
+    i := i + 100;
+  END LOOP;
+  RETURN NULL;
+END $$;
+
+-- Registers a table for change capture: the stamp trigger and the three capture
+-- triggers. `buckets` and `row_id` are SQL expressions over the row alias `r`.
+-- Also usable by an operator to sync a table the ERP adds later.
+CREATE FUNCTION sync_track(tbl regclass, collection text, buckets text, row_id text DEFAULT 'r.id::text')
+  RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  name text := (SELECT relname FROM pg_class WHERE oid = tbl);
+BEGIN
+  EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION sync_stamp()',
+                 name || '_sync_stamp', tbl);
+  EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
+                  FOR EACH STATEMENT EXECUTE FUNCTION sync_capture(%L, %L, %L)',
+                 name || '_sync_ins', tbl, collection, buckets, row_id);
+  EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                  FOR EACH STATEMENT EXECUTE FUNCTION sync_capture(%L, %L, %L)',
+                 name || '_sync_upd', tbl, collection, buckets, row_id);
+  EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
+                  FOR EACH STATEMENT EXECUTE FUNCTION sync_capture(%L, %L, %L)',
+                 name || '_sync_del', tbl, collection, buckets, row_id);
+END $$;

@@ -1,0 +1,125 @@
+import { z } from 'zod';
+
+/**
+ * The ONLY reader of process.env. Every option is declared once below with its default
+ * and meaning; the README's configuration table lists the same variables (a unit test
+ * keeps the two in step). Invalid values stop the process at start with a message that
+ * names the variable.
+ */
+
+const bool = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
+  .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const url = (...protocols: string[]) =>
+  z.url().refine((v) => protocols.includes(new URL(v).protocol), {
+    message: `must be a ${protocols.join(' or ')} URL`,
+  });
+
+interface Option {
+  schema: z.ZodType;
+  default?: string;
+  doc: string;
+}
+
+/** Variable name -> schema, default (as it would be written in the environment), meaning. */
+export const options = {
+  HOST: { schema: z.string().min(1), default: '0.0.0.0', doc: 'Interface the HTTP server binds to.' },
+  PORT: { schema: int(0, 65535), default: '3000', doc: 'HTTP port (0 picks a free one).' },
+  TRUST_PROXY: { schema: bool, default: 'false', doc: 'Trust X-Forwarded-For/-Proto from a load balancer (client IP for rate limits).' },
+  BODY_LIMIT_BYTES: { schema: int(1024, 64 * 1024 * 1024), default: String(1024 * 1024), doc: 'Largest JSON request body accepted; larger answers 413.' },
+  LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', doc: 'pino log level.' },
+
+  DATABASE_URL: { schema: url('postgres:', 'postgresql:'), doc: 'PostgreSQL to sync (the ERP database). Unset: embedded PGlite under DATA_DIR, migrated and seeded with demo data on first start.' },
+  DB_POOL_MAX: { schema: int(1, 500), default: '20', doc: 'Connections in the pool.' },
+  DATA_DIR: { schema: z.string().min(1), default: './.fieldsync', doc: 'Embedded mode: where the database and the generated JWT secret live.' },
+  EMBEDDED_PG_PORT: { schema: int(0, 65535), default: '0', doc: 'Embedded mode: TCP port of the PGlite socket on 127.0.0.1 (0 picks a free one).' },
+
+  SEED_DEMO: { schema: bool, doc: 'Seed demo data into an empty database at start. Default: on in embedded mode, off with DATABASE_URL.' },
+  DEMO_SCALE: { schema: z.coerce.number().positive().max(100), default: '1', doc: '1 = today (2,218 products), 10 = growth target (20,000 products).' },
+  DEMO_SEED: { schema: int(0, 2 ** 31), default: '42', doc: 'Random seed of the demo data; same seed, same data.' },
+  DEMO_PASSWORD: { schema: z.string().min(8), default: 'demo1234', doc: 'Password of every demo login (printed at start in demo mode only).' },
+
+  JWT_SECRET: { schema: z.string().min(32, 'must be at least 32 characters'), doc: 'HS256 key for the tokens fieldsync issues and accepts. Required with DATABASE_URL unless JWT_JWKS_URL is set; embedded mode generates one under DATA_DIR.' },
+  JWT_JWKS_URL: { schema: url('https:', 'http:'), doc: 'Also accept tokens signed by the keys at this JWKS URL (tokens issued by the ERP).' },
+  JWT_ISSUER: { schema: z.string().min(1), default: 'fieldsync', doc: 'Required `iss` of accepted tokens; set on issued ones.' },
+  JWT_AUDIENCE: { schema: z.string().min(1), default: 'fieldsync', doc: 'Required `aud` of accepted tokens; set on issued ones.' },
+  JWT_TTL_SECONDS: { schema: int(60, 30 * 24 * 3600), default: '43200', doc: 'Lifetime of issued tokens (default 12 h: a working day).' },
+
+  LOGIN_MAX_PER_IP: { schema: int(1, 100_000), default: '30', doc: 'Login attempts per client IP per minute.' },
+  LOGIN_MAX_FAILURES_PER_EMAIL: { schema: int(1, 1000), default: '5', doc: 'Failed logins per e-mail per 15 minutes; a success resets the count.' },
+
+  DOORBELL_POLL_MS: { schema: int(10, 60_000), default: '500', doc: 'How often the watermark is polled: the change doorbell when LISTEN/NOTIFY is unavailable (embedded, PgBouncer) and a safety net otherwise.' },
+} satisfies Record<string, Option>;
+
+export type OptionName = keyof typeof options;
+type Raw = { [K in OptionName]: z.output<(typeof options)[K]['schema']> | undefined };
+
+export interface Config {
+  http: { host: string; port: number; trustProxy: boolean; bodyLimitBytes: number };
+  log: { level: string };
+  /** undefined: embedded PGlite */
+  databaseUrl: string | undefined;
+  db: { poolMax: number };
+  dataDir: string;
+  embeddedPgPort: number;
+  /** undefined: decided by mode (embedded: yes; DATABASE_URL: no) */
+  seedDemo: boolean | undefined;
+  demo: { password: string; scale: number; seed: number };
+  auth: {
+    /** undefined in embedded mode until the server generates one */
+    jwtSecret: string | undefined;
+    jwksUrl: string | undefined;
+    issuer: string;
+    audience: string;
+    ttlSeconds: number;
+  };
+  login: { maxPerIp: number; maxFailuresPerEmail: number };
+  doorbell: { pollMs: number };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses and validates the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const raw = {} as Record<string, unknown>;
+  for (const [name, opt] of Object.entries(options) as [OptionName, Option][]) {
+    const given = env[name];
+    const value = given === undefined || given === '' ? opt.default : given;
+    if (value === undefined) continue;
+    const parsed = opt.schema.safeParse(value);
+    if (parsed.success) raw[name] = parsed.data;
+    else problems.push(`${name}: ${parsed.error.issues.map((i) => i.message).join('; ')} (got ${JSON.stringify(given)})`);
+  }
+  const r = raw as Raw;
+  if (r.DATABASE_URL && !r.JWT_SECRET && !r.JWT_JWKS_URL) {
+    problems.push('JWT_SECRET: required when DATABASE_URL is set (or set JWT_JWKS_URL to accept ERP tokens only)');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    http: { host: r.HOST!, port: r.PORT!, trustProxy: r.TRUST_PROXY!, bodyLimitBytes: r.BODY_LIMIT_BYTES! },
+    log: { level: r.LOG_LEVEL! },
+    databaseUrl: r.DATABASE_URL,
+    db: { poolMax: r.DB_POOL_MAX! },
+    dataDir: r.DATA_DIR!,
+    embeddedPgPort: r.EMBEDDED_PG_PORT!,
+    seedDemo: r.SEED_DEMO,
+    demo: { password: r.DEMO_PASSWORD!, scale: r.DEMO_SCALE!, seed: r.DEMO_SEED! },
+    auth: {
+      jwtSecret: r.JWT_SECRET,
+      jwksUrl: r.JWT_JWKS_URL,
+      issuer: r.JWT_ISSUER!,
+      audience: r.JWT_AUDIENCE!,
+      ttlSeconds: r.JWT_TTL_SECONDS!,
+    },
+    login: { maxPerIp: r.LOGIN_MAX_PER_IP!, maxFailuresPerEmail: r.LOGIN_MAX_FAILURES_PER_EMAIL! },
+    doorbell: { pollMs: r.DOORBELL_POLL_MS! },
+  };
+}

@@ -1,0 +1,48 @@
+import pgPromise, { type IDatabase, type IMain, type ITask } from 'pg-promise';
+import type { Logger } from 'pino';
+import { UsersRepo } from './repos/users.js';
+
+/** Repositories attached to the database object and to every task and transaction. */
+export interface Repos {
+  users: UsersRepo;
+}
+
+export type Db = IDatabase<Repos> & Repos;
+export type Tx = ITask<Repos> & Repos;
+
+/**
+ * The one pg-promise instance of the process (pg-promise warns on more than one).
+ * Repositories are attached in `extend`, so `db.tx('name', t => t.users...)` reuses the
+ * transaction (pg-promise-demo's pattern).
+ */
+export const pgp: IMain<Repos> = pgPromise<Repos>({
+  capSQL: true,
+  extend(obj: Db | Tx) {
+    obj.users = new UsersRepo(obj);
+  },
+});
+
+// Ids are bigint in the schema but stay far below 2^53: read them as numbers.
+// numeric (money) stays a string so no cent is lost; xid8 stays a string (compare as BigInt).
+pgp.pg.types.setTypeParser(pgp.pg.types.builtins.INT8, (v: string) => Number.parseInt(v, 10));
+
+export interface DbOptions {
+  url: string;
+  poolMax: number;
+  /** name shown in pg_stat_activity */
+  applicationName?: string;
+  log?: Logger;
+}
+
+/** A connection pool for one database. Close it with `db.$pool.end()`. */
+export function createDb(opts: DbOptions): Db {
+  const db = pgp({
+    connectionString: opts.url,
+    max: opts.poolMax,
+    application_name: opts.applicationName ?? 'fieldsync',
+    allowExitOnIdle: true,
+  });
+  // A dropped idle connection must not crash the process; the pool replaces it.
+  db.$pool.on('error', (err: Error) => opts.log?.warn({ err }, 'idle database connection failed'));
+  return db;
+}

@@ -1,0 +1,47 @@
+/**
+ * The one catalogue of HTTP error codes. Every error a client can see is one of these;
+ * each answers `application/problem+json` (RFC 9457) with `type: /problems/<code>`,
+ * and GET /problems/<code> describes it. 5xx details are never sent to the client.
+ */
+export const errorCatalogue = {
+  'malformed-json': { status: 400, title: 'The request body is not valid JSON' },
+  'validation-failed': { status: 400, title: 'The request does not match the schema', },
+  'token-missing': { status: 401, title: 'A bearer token is required' },
+  'token-invalid': { status: 401, title: 'The token is forged, malformed or not for this server' },
+  'token-expired': { status: 401, title: 'The token has expired; log in again' },
+  'invalid-credentials': { status: 401, title: 'Unknown e-mail or wrong password' },
+  'forbidden': { status: 403, title: 'Your role may not do this' },
+  'not-found': { status: 404, title: 'No such resource' },
+  'method-not-allowed': { status: 405, title: 'This resource does not accept that method' },
+  'payload-too-large': { status: 413, title: 'The request body is too large' },
+  'unsupported-media-type': { status: 415, title: 'Send the body as application/json' },
+  'rate-limited': { status: 429, title: 'Too many requests; retry later' },
+  'login-disabled': { status: 501, title: 'This server only accepts tokens issued by the ERP' },
+  'internal': { status: 500, title: 'Internal server error' },
+  'unavailable': { status: 503, title: 'A backing service is unavailable; retry later' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export interface Violation {
+  /** JSON path of the offending value, e.g. "mutations.3.payload.lines" */
+  path: string;
+  message: string;
+}
+
+/** An error with a catalogued code; 4xx messages are shown to the client, 5xx are not. */
+export class AppError extends Error {
+  readonly status: number;
+  readonly expose: boolean;
+
+  constructor(
+    readonly code: ErrorCode,
+    detail?: string,
+    readonly extra: { errors?: Violation[]; headers?: Record<string, string> } = {},
+  ) {
+    super(detail ?? errorCatalogue[code].title);
+    this.name = 'AppError';
+    this.status = errorCatalogue[code].status;
+    this.expose = this.status < 500;
+  }
+}

@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto';
+import { constants as zlib } from 'node:zlib';
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import Koa, { type Context, type Next } from 'koa';
+import compress from 'koa-compress';
+import type { Tokens } from '../auth/tokens.js';
+import type { Logger } from '../observability/logger.js';
+import { problems } from './problem.js';
+import { mount, type Route } from './route.js';
+
+export interface AppOptions {
+  log: Logger;
+  tokens: Tokens;
+  routes: readonly Route[];
+  bodyLimitBytes: number;
+  trustProxy: boolean;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** Request id (taken from X-Request-Id when sane), a child logger, and one access-log line. */
+function requestContext(log: Logger) {
+  return async (ctx: Context, next: Next) => {
+    const given = ctx.get('x-request-id');
+    const requestId = REQUEST_ID.test(given) ? given : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.state.log = log.child({ requestId });
+    ctx.set('X-Request-Id', requestId);
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      const ms = Math.round((performance.now() - started) * 10) / 10;
+      (ctx.state.log as Logger).info({ method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
+    }
+  };
+}
+
+/**
+ * Builds the Koa application: the only code that knows Koa. Tests drive
+ * `app.callback()` or listen on port 0; nothing here opens ports or connections.
+ */
+export function createApp(opts: AppOptions): Koa {
+  const app = new Koa({ proxy: opts.trustProxy });
+  app.silent = true; // errors are logged once, by the problem middleware
+
+  const router = new Router();
+  mount(router, opts.routes, opts.tokens);
+
+  app.use(requestContext(opts.log));
+  app.use(problems(opts.log));
+  app.use(
+    compress({
+      threshold: 1024,
+      // dart:io decodes gzip by itself; br only for clients that ask (browsers, curl --compressed)
+      gzip: { flush: zlib.Z_SYNC_FLUSH, level: 6 },
+      br: { params: { [zlib.BROTLI_PARAM_QUALITY]: 4 } },
+      deflate: false,
+    }),
+  );
+  app.use(
+    bodyParser({
+      enableTypes: ['json'],
+      jsonLimit: opts.bodyLimitBytes,
+      jsonStrict: true,
+      encoding: 'utf-8',
+    }),
+  );
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true }));
+  return app;
+}

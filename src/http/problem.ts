@@ -1,0 +1,50 @@
+import type { Context, Next } from 'koa';
+import { AppError, errorCatalogue, type ErrorCode } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+
+export const PROBLEM_TYPE = 'application/problem+json';
+
+/** Maps errors thrown by Koa's own middleware (body parsing, ctx.throw) onto our codes. */
+function fromHttpError(err: { status?: unknown; type?: unknown; message?: string }): AppError | undefined {
+  const status = typeof err.status === 'number' ? err.status : undefined;
+  if (status === undefined || status < 400 || status >= 500) return undefined;
+  if (err.type === 'entity.parse.failed') return new AppError('malformed-json', `The request body is not valid JSON: ${err.message}`);
+  if (status === 413) return new AppError('payload-too-large');
+  if (status === 415) return new AppError('unsupported-media-type');
+  if (status === 404) return new AppError('not-found');
+  if (status === 405) return new AppError('method-not-allowed');
+  return new AppError('validation-failed', err.message);
+}
+
+/**
+ * The one exit for errors (Koa's error-handling guide): any throw becomes an
+ * application/problem+json answer. 4xx show their detail; 5xx say only "internal" and
+ * are logged with the request id, which the answer carries so a user can quote it.
+ */
+export function problems(log: Logger) {
+  return async function problemMiddleware(ctx: Context, next: Next): Promise<void> {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw new AppError('not-found');
+    } catch (thrown) {
+      const err = thrown instanceof AppError ? thrown : (fromHttpError(thrown as object) ?? thrown);
+      const app = err instanceof AppError ? err : new AppError('internal');
+      if (!(err instanceof AppError) || app.status >= 500) {
+        (ctx.state.log as Logger | undefined ?? log).error({ err: thrown, requestId: ctx.state.requestId }, 'request failed');
+      }
+      const code: ErrorCode = app.code;
+      ctx.status = app.status;
+      for (const [k, v] of Object.entries(app.extra.headers ?? {})) ctx.set(k, v);
+      ctx.type = PROBLEM_TYPE;
+      ctx.body = {
+        type: `/problems/${code}`,
+        title: errorCatalogue[code].title,
+        status: app.status,
+        code,
+        ...(app.expose && app.message !== errorCatalogue[code].title && { detail: app.message }),
+        ...(app.extra.errors && { errors: app.extra.errors }),
+        requestId: ctx.state.requestId,
+      };
+    }
+  };
+}

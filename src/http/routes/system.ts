@@ -1,0 +1,56 @@
+import type { Db } from '../../db/pg.js';
+import { errorCatalogue, type ErrorCode } from '../../errors.js';
+import { AppError } from '../../errors.js';
+import { route } from '../route.js';
+
+/** Fails if the promise does not settle within ms. */
+async function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function systemRoutes(db: Db) {
+  return [
+    route({
+      method: 'GET',
+      path: '/health',
+      auth: 'public',
+      handler: () => ({ body: { status: 'ok' }, headers: { 'Cache-Control': 'no-store' } }),
+    }),
+    route({
+      method: 'GET',
+      path: '/ready',
+      auth: 'public',
+      async handler() {
+        const checks: Record<string, string> = {};
+        try {
+          await within(2000, db.one('SELECT 1'));
+          checks.postgres = 'ok';
+        } catch (err) {
+          checks.postgres = (err as Error).message;
+        }
+        const ready = Object.values(checks).every((c) => c === 'ok');
+        return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not-ready', checks }, headers: { 'Cache-Control': 'no-store' } };
+      },
+    }),
+    route({
+      method: 'GET',
+      path: '/problems/:code',
+      auth: 'public',
+      handler({ params }) {
+        const code = params.code as ErrorCode;
+        if (!Object.hasOwn(errorCatalogue, code)) throw new AppError('not-found');
+        return { body: { code, ...errorCatalogue[code] } };
+      },
+    }),
+  ];
+}

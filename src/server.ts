@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { LoginService } from './auth/login.js';
+import { Tokens } from './auth/tokens.js';
+import type { Config } from './config.js';
+import { Doorbell } from './db/doorbell.js';
+import { startEmbeddedPostgres } from './db/embedded.js';
+import { migrate } from './db/migrate.js';
+import { createDb, type Db } from './db/pg.js';
+import { createApp } from './http/app.js';
+import { authRoutes } from './http/routes/auth.js';
+import { systemRoutes } from './http/routes/system.js';
+import { Lifecycle } from './lifecycle.js';
+import type { Logger } from './observability/logger.js';
+import { seedDemo } from './seed/load.js';
+
+export interface RunningServer {
+  /** http://host:port */
+  url: string;
+  db: Db;
+  doorbell: Doorbell;
+  tokens: Tokens;
+  /** true when running on the embedded PGlite database */
+  embedded: boolean;
+  stop(): Promise<void>;
+}
+
+/** Embedded mode keeps its generated JWT key beside the data, so tokens survive restarts. */
+async function embeddedSecret(dataDir: string): Promise<string> {
+  const file = join(dataDir, 'jwt-secret');
+  const existing = await readFile(file, 'utf8').catch(() => '');
+  if (existing.trim().length >= 32) return existing.trim();
+  const secret = randomBytes(32).toString('base64url');
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(file, secret, { mode: 0o600 });
+  return secret;
+}
+
+function listen(server: HttpServer, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+/** Stops accepting, lets in-flight requests finish (up to graceMs), then cuts the rest. */
+function closeHttp(server: HttpServer, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+/**
+ * Composes and starts everything: database (embedded or DATABASE_URL), migrations,
+ * demo data, doorbell, HTTP. Each part registers its stop as soon as it is up, so a
+ * failure half-way through start still releases what was opened. Tests call this with
+ * PORT=0 and stop() it; main.ts calls it once.
+ */
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const life = new Lifecycle(log);
+  try {
+    const embedded = config.databaseUrl === undefined;
+    let url = config.databaseUrl;
+    if (url === undefined) {
+      const pg = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort);
+      life.onStop('embedded postgres', pg.stop);
+      url = pg.url;
+      log.info({ dataDir: config.dataDir }, 'embedded PostgreSQL (PGlite) started');
+    }
+
+    const db = createDb({ url, poolMax: embedded ? 8 : config.db.poolMax, log });
+    life.onStop('database pool', () => db.$pool.end());
+    const migrated = await migrate(db);
+    log.info(migrated, 'database migrated');
+
+    if (config.seedDemo ?? embedded) {
+      const { n } = await db.one<{ n: number }>('SELECT count(*) AS n FROM users');
+      if (n === 0) {
+        const report = await seedDemo(db, { ...config.demo, log: (msg) => log.info(msg) });
+        log.info(report, 'demo data seeded');
+      }
+    }
+
+    const tokens = new Tokens({
+      ...config.auth,
+      secret: config.auth.jwtSecret ?? (embedded ? await embeddedSecret(config.dataDir) : undefined),
+    });
+    const login = new LoginService(db, tokens, config.login);
+
+    const doorbell = new Doorbell(db, { listen: !embedded, pollMs: config.doorbell.pollMs, log });
+    await doorbell.start();
+    life.onStop('doorbell', () => doorbell.stop());
+
+    const app = createApp({
+      log,
+      tokens,
+      routes: [...systemRoutes(db), ...authRoutes(login)],
+      bodyLimitBytes: config.http.bodyLimitBytes,
+      trustProxy: config.http.trustProxy,
+    });
+    const http = createServer(app.callback());
+    http.keepAliveTimeout = 65_000; // above common load balancer idle timeouts
+    const addr = await listen(http, config.http.host, config.http.port);
+    life.onStop('http', () => closeHttp(http, 10_000));
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    const serverUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
+    log.info({ url: serverUrl, embedded }, 'fieldsync listening');
+
+    return { url: serverUrl, db, doorbell, tokens, embedded, stop: () => life.stop() };
+  } catch (err) {
+    await life.stop();
+    throw err;
+  }
+}
