@@ -13,6 +13,8 @@ export const errorCatalogue = {
   'forbidden': { status: 403, title: 'Your role may not do this' },
   'not-found': { status: 404, title: 'No such resource' },
   'method-not-allowed': { status: 405, title: 'This resource does not accept that method' },
+  'conflict': { status: 409, title: 'The request conflicts with existing data' },
+  'unprocessable': { status: 422, title: 'The request is well-formed but refers to data that does not fit' },
   'payload-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'Send the body as application/json' },
   'rate-limited': { status: 429, title: 'Too many requests; retry later' },

@@ -11,11 +11,11 @@ import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { createDb, type Db } from './db/pg.js';
 import { createApp } from './http/app.js';
+import { adminUserRoutes } from './http/routes/admin-users.js';
 import { authRoutes } from './http/routes/auth.js';
 import { systemRoutes } from './http/routes/system.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './observability/logger.js';
-import { seedDemo } from './seed/load.js';
 
 export interface RunningServer {
   /** http://host:port */
@@ -87,6 +87,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     if (config.seedDemo ?? embedded) {
       const { n } = await db.one<{ n: number }>('SELECT count(*) AS n FROM users');
       if (n === 0) {
+        // loaded only when seeding: production processes never load the vocabulary
+        const { seedDemo } = await import('./seed/load.js');
         const report = await seedDemo(db, { ...config.demo, log: (msg) => log.info(msg) });
         log.info(report, 'demo data seeded');
       }
@@ -105,7 +107,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const app = createApp({
       log,
       tokens,
-      routes: [...systemRoutes(db), ...authRoutes(login)],
+      routes: [...systemRoutes(db), ...authRoutes(login), ...adminUserRoutes(db)],
       bodyLimitBytes: config.http.bodyLimitBytes,
       trustProxy: config.http.trustProxy,
     });

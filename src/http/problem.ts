@@ -8,7 +8,8 @@ export const PROBLEM_TYPE = 'application/problem+json';
 function fromHttpError(err: { status?: unknown; type?: unknown; message?: string }): AppError | undefined {
   const status = typeof err.status === 'number' ? err.status : undefined;
   if (status === undefined || status < 400 || status >= 500) return undefined;
-  if (err.type === 'entity.parse.failed') return new AppError('malformed-json', `The request body is not valid JSON: ${err.message}`);
+  // co-body throws the JSON.parse SyntaxError (also for __proto__ keys) with status 400
+  if (err instanceof SyntaxError || err.type === 'entity.parse.failed') return new AppError('malformed-json', `The request body is not valid JSON: ${err.message}`);
   if (status === 413) return new AppError('payload-too-large');
   if (status === 415) return new AppError('unsupported-media-type');
   if (status === 404) return new AppError('not-found');

@@ -18,10 +18,11 @@ export interface TestDatabase {
  */
 export async function createTestDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const name = `fieldsync_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  const admin = createDb({ url: `${TEST_PG}/postgres`, poolMax: 1 });
+  const admin = createDb({ url: `${TEST_PG}/postgres`, poolMax: 1, applicationName: `fieldsync-test-admin-${name}` });
   await admin.none('CREATE DATABASE $1:name', [name]);
   const url = `${TEST_PG}/${name}`;
-  const db = createDb({ url, poolMax: 10 });
+  // its own application_name: the app under test opens its own pool to the same database
+  const db = createDb({ url, poolMax: 10, applicationName: 'fieldsync-test' });
   if (opts.migrate !== false) await migrate(db);
   return {
     name,

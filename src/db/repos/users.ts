@@ -14,8 +14,31 @@ export interface UserRow {
   client_id: number | null;
 }
 
+/** A user as admins see it: never the password hash. */
+export interface UserView {
+  id: number;
+  email: string;
+  role: Role;
+  display_name: string;
+  salesman_id: number | null;
+  client_id: number | null;
+  is_active: boolean;
+  created_at: Date;
+}
+
+export interface NewUser {
+  email: string;
+  passwordHash: string;
+  role: Role;
+  displayName: string;
+  salesmanId: number | null;
+  clientId: number | null;
+}
+
 const q = {
   findByEmail: sqlFile('users/find-by-email.sql'),
+  list: sqlFile('users/list.sql'),
+  insert: sqlFile('users/insert.sql'),
 };
 
 export class UsersRepo {
@@ -24,5 +47,14 @@ export class UsersRepo {
   /** An active user by e-mail (case-insensitive), or null. */
   findByEmail(email: string): Promise<UserRow | null> {
     return this.db.oneOrNone<UserRow>(q.findByEmail, { email });
+  }
+
+  /** Users with id > after, ascending, at most limit. */
+  list(after: number, limit: number): Promise<UserView[]> {
+    return this.db.any<UserView>(q.list, { after, limit });
+  }
+
+  insert(user: NewUser): Promise<UserView> {
+    return this.db.one<UserView>(q.insert, user);
   }
 }

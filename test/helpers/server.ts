@@ -1,0 +1,50 @@
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { startServer, type RunningServer } from '../../src/server.js';
+import { createTestDatabase, type TestDatabase } from './db.js';
+
+export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256!';
+
+export interface TestServer extends RunningServer {
+  tdb: TestDatabase;
+  /** fetch relative to the server */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  /** POST a JSON body */
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/**
+ * The whole app on a fresh database and a random port. `env` overrides the defaults
+ * below (no demo seed, silent logs); `close()` stops the app and drops the database.
+ */
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const tdb = await createTestDatabase({ migrate: false });
+  const config = loadConfig({
+    DATABASE_URL: tdb.url,
+    JWT_SECRET: TEST_SECRET,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    SEED_DEMO: '0',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    DB_POOL_MAX: '5',
+    ...env,
+  });
+  const server = await startServer(config, createLogger(config.log.level));
+  const fetchApp = (path: string, init?: RequestInit) => fetch(server.url + path, init);
+  return {
+    ...server,
+    tdb,
+    fetch: fetchApp,
+    post: (path, body, headers = {}) =>
+      fetchApp(path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      }),
+    async close() {
+      await server.stop();
+      await tdb.drop();
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import { readFileSync } from 'node:fs';
+import test from 'ava';
+import { ConfigError, loadConfig, options } from '../../src/config.js';
+
+const secret = 'x'.repeat(32);
+
+test('defaults give the embedded demo configuration', (t) => {
+  const c = loadConfig({});
+  t.is(c.databaseUrl, undefined);
+  t.is(c.http.port, 3000);
+  t.is(c.demo.password, 'demo1234');
+  t.is(c.demo.scale, 1);
+  t.is(c.seedDemo, undefined);
+  t.is(c.auth.ttlSeconds, 43200);
+});
+
+test('values are parsed and typed', (t) => {
+  const c = loadConfig({ PORT: '8080', SEED_DEMO: 'yes', DEMO_SCALE: '10', DATABASE_URL: 'postgres://u@h/db', JWT_SECRET: secret, TRUST_PROXY: '1' });
+  t.is(c.http.port, 8080);
+  t.true(c.seedDemo);
+  t.is(c.demo.scale, 10);
+  t.true(c.http.trustProxy);
+  t.is(c.auth.jwtSecret, secret);
+});
+
+test('a bad variable is rejected with a message naming it and the value', (t) => {
+  const err = t.throws(() => loadConfig({ PORT: 'eighty', LOG_LEVEL: 'loud' }), { instanceOf: ConfigError });
+  t.regex(err.message, /PORT: .*"eighty"/);
+  t.regex(err.message, /LOG_LEVEL: .*"loud"/);
+  t.is(err.problems.length, 2, 'every bad variable is named at once');
+});
+
+test('DATABASE_URL must be a postgres URL, and needs a JWT key', (t) => {
+  t.regex(t.throws(() => loadConfig({ DATABASE_URL: 'mysql://x/y', JWT_SECRET: secret }))!.message, /DATABASE_URL/);
+  t.regex(t.throws(() => loadConfig({ DATABASE_URL: 'postgres://u@h/db' }))!.message, /JWT_SECRET: required/);
+  t.regex(t.throws(() => loadConfig({ JWT_SECRET: 'short' }))!.message, /JWT_SECRET: must be at least 32/);
+  t.notThrows(() => loadConfig({ DATABASE_URL: 'postgres://u@h/db', JWT_JWKS_URL: 'https://erp.example/jwks.json' }));
+});
+
+test('the README documents every variable with its default', (t) => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  for (const [name, opt] of Object.entries(options)) {
+    const row = readme.split('\n').find((l) => l.startsWith(`| \`${name}\``));
+    t.truthy(row, `${name} is in the README's configuration table`);
+    if (row && 'default' in opt) t.true(row.includes(`\`${opt.default}\``), `${name}'s default ${opt.default} is in the README`);
+  }
+});
