@@ -85,6 +85,16 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * What serving needs beyond valid values (the CLIs do not need a JWT key): a server on
+ * DATABASE_URL must have a key to verify tokens with.
+ */
+export function assertServable(config: Config): void {
+  if (config.databaseUrl && !config.auth.jwtSecret && !config.auth.jwksUrl) {
+    throw new ConfigError(['JWT_SECRET: required when DATABASE_URL is set (or set JWT_JWKS_URL to accept ERP tokens only)']);
+  }
+}
+
 /** Parses and validates the environment; throws ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
@@ -98,9 +108,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     else problems.push(`${name}: ${parsed.error.issues.map((i) => i.message).join('; ')} (got ${JSON.stringify(given)})`);
   }
   const r = raw as Raw;
-  if (r.DATABASE_URL && !r.JWT_SECRET && !r.JWT_JWKS_URL) {
-    problems.push('JWT_SECRET: required when DATABASE_URL is set (or set JWT_JWKS_URL to accept ERP tokens only)');
-  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {

@@ -18,7 +18,13 @@ try {
 }
 
 const log = createLogger(config.log.level);
-const server = await startServer(config, log);
+const server = await startServer(config, log).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    process.exit(2);
+  }
+  throw err;
+});
 
 if (server.embedded && (config.seedDemo ?? true)) {
   // Demo mode only: the password is a public demo credential, never a real one.

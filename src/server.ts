@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { LoginService } from './auth/login.js';
 import { Tokens } from './auth/tokens.js';
-import type { Config } from './config.js';
+import { assertServable, type Config } from './config.js';
 import { Doorbell } from './db/doorbell.js';
 import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
@@ -68,6 +68,7 @@ function closeHttp(server: HttpServer, graceMs: number): Promise<void> {
  * PORT=0 and stop() it; main.ts calls it once.
  */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  assertServable(config);
   const life = new Lifecycle(log);
   try {
     const embedded = config.databaseUrl === undefined;

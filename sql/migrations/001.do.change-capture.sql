@@ -24,6 +24,17 @@ CREATE TABLE sync_tombstones (
 CREATE INDEX sync_tombstones_bucket_tx ON sync_tombstones (bucket, _tx, id);
 -- the prune job removes tombstones older than the retention
 CREATE INDEX sync_tombstones_deleted_at ON sync_tombstones (deleted_at);
+-- heads: which buckets changed between two watermarks
+CREATE INDEX sync_tombstones_tx ON sync_tombstones (_tx);
+
+-- The prune job deletes tombstones older than the retention and records, per bucket,
+-- the newest transaction it pruned: a cursor position below it may have missed a
+-- delete, so that bucket answers 410 and restarts from zero.
+CREATE TABLE sync_prune_horizon (
+  bucket     text PRIMARY KEY,
+  pruned_tx  xid8 NOT NULL,
+  pruned_at  timestamptz NOT NULL DEFAULT now()
+);
 
 COMMENT ON TABLE sync_tombstones IS
   'One row per (row, bucket) a row left: deleted, or moved to another bucket. Pruned after the retention; older cursors get 410.';
@@ -100,8 +111,29 @@ BEGIN
   RETURN NULL;
 END $$;
 
--- Registers a table for change capture: the stamp trigger and the three capture
--- triggers. `buckets` and `row_id` are SQL expressions over the row alias `r`.
+-- One row: the epoch every pull cursor carries. A cursor from another epoch answers 410
+-- and the device re-bootstraps. Bumped by a migration that changes what synced rows
+-- mean, and by TRUNCATE of a synced table: TRUNCATE fires no row or DELETE triggers, so
+-- it writes no tombstones, and the only safe answer for devices holding those rows is
+-- to start over.
+CREATE TABLE sync_state (
+  singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  epoch      integer NOT NULL DEFAULT 1,
+  changed_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO sync_state DEFAULT VALUES;
+
+-- AFTER TRUNCATE, FOR EACH STATEMENT. Doorbell bucket '*' means every bucket.
+CREATE FUNCTION sync_bump_epoch() RETURNS trigger
+  LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE sync_state SET epoch = epoch + 1, changed_at = now();
+  PERFORM pg_notify('fieldsync', json_build_object('c', TG_TABLE_NAME, 'b', ARRAY['*'])::text);
+  RETURN NULL;
+END $$;
+
+-- Registers a table for change capture: the stamp trigger, the three capture
+-- triggers and the TRUNCATE trigger. `buckets` and `row_id` are SQL expressions over the row alias `r`.
 -- Also usable by an operator to sync a table the ERP adds later.
 CREATE FUNCTION sync_track(tbl regclass, collection text, buckets text, row_id text DEFAULT 'r.id::text')
   RETURNS void LANGUAGE plpgsql AS $$
@@ -119,4 +151,6 @@ BEGIN
   EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
                   FOR EACH STATEMENT EXECUTE FUNCTION sync_capture(%L, %L, %L)',
                  name || '_sync_del', tbl, collection, buckets, row_id);
+  EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION sync_bump_epoch()',
+                 name || '_sync_truncate', tbl);
 END $$;

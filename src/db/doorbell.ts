@@ -7,7 +7,10 @@ import type { Db, Repos } from './pg.js';
 
 export const CHANNEL = 'fieldsync';
 
-/** NOTIFY payload written by sync_capture(): collection and the buckets it touched. */
+/**
+ * NOTIFY payload written by sync_capture(): collection and the buckets it touched.
+ * Bucket '*' (from sync_bump_epoch, on TRUNCATE) means every bucket.
+ */
 const ringPayload = z.object({ c: z.string().min(1), b: z.array(z.string().min(1)).min(1) });
 export type Ring = { collection: string; buckets: string[] };
 

@@ -96,7 +96,7 @@ test.serial('order lines re-stamp their order; moving or deleting an order tombs
   await raw.none('UPDATE orders SET salesman_id = 2 WHERE id = $1', [id]);
   t.deepEqual(await tombstones(id), ['orders@orders:1'], 'client bucket unchanged, old salesman bucket left');
   await raw.none('DELETE FROM orders WHERE id = $1', [id]);
-  t.deepEqual((await tombstones(id)).slice(1).sort(), ['orders@client_orders:2', 'orders@orders:2']);
+  t.deepEqual((await tombstones(id)).slice(1).sort(), ['orders@client_orders:2', 'orders@orders:2', 'orders@orders:all']);
 });
 
 test.serial('a bulk statement writes one tombstone per row and bucket', async (t) => {
@@ -123,7 +123,7 @@ test.serial('the doorbell NOTIFY names the touched buckets, once per transaction
     await new Promise((r) => setTimeout(r, 200));
     t.deepEqual(heard, [
       { c: 'stock', b: ['stock:1', 'stock:2'] },
-      { c: 'clients', b: ['clients:1'] },
+      { c: 'clients', b: ['clients:1', 'clients:all'] },
     ]);
   } finally {
     await conn.done(true);
@@ -153,4 +153,11 @@ test.serial('the watermark stays at an open transaction until it finishes', asyn
   } finally {
     conn.done();
   }
+});
+
+test.serial('TRUNCATE of a synced table bumps the sync epoch (it writes no tombstones)', async (t) => {
+  const before = await raw.one<{ epoch: number }>('SELECT epoch FROM sync_state');
+  await raw.none('TRUNCATE order_lines');
+  const after = await raw.one<{ epoch: number }>('SELECT epoch FROM sync_state');
+  t.is(after.epoch, before.epoch + 1);
 });

@@ -1,0 +1,86 @@
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+
+/**
+ * The pull cursor: opaque to the device, base64url(JSON) + "." + base64url(HMAC).
+ *
+ * Payload, format 1:
+ *   { "f": 1, "e": <sync epoch>, "u": <user id>, "a": <app>, "p": <profile hash>,
+ *     "b": { "<bucket>": [<tx>, <part>, <id>] } }
+ *
+ * A bucket's position is the key (transaction id, part, id) of the last item delivered
+ * from it; items of a bucket are ordered by that key. `part` numbers the bucket's
+ * streams (2i: tombstones of its i-th collection, 2i+1: rows of it). Part -1 means
+ * "before any item of transaction tx": [W, -1, null] says everything below watermark W
+ * was delivered (the bucket is caught up). A bucket absent from `b` starts from zero.
+ *
+ * Worked example: {"catalog": ["918", 3, "1200"], "prices:2": ["925", -1, null]}:
+ * catalog was cut mid-page after product 1200 of transaction 918 (part 3 = rows of
+ * the 2nd catalog collection, products); prices:2 holds everything below 925.
+ *
+ * The cursor is bound to its user, app and profile; the server checks all three.
+ */
+export const CURSOR_FORMAT = 1;
+
+export type Position = readonly [tx: string, part: number, id: string | null];
+
+export interface CursorPayload {
+  /** sync epoch: bumped by a migration that makes old cursors meaningless */
+  epoch: number;
+  userId: number;
+  app: string;
+  profile: string;
+  buckets: Record<string, Position>;
+}
+
+const position = z.tuple([z.string().regex(/^\d{1,20}$/), z.number().int().min(-1).max(1000), z.string().max(64).nullable()]);
+const payloadSchema = z.strictObject({
+  f: z.literal(CURSOR_FORMAT),
+  e: z.number().int().min(0),
+  u: z.number().int().positive(),
+  a: z.string().max(64),
+  p: z.string().max(32),
+  b: z.record(z.string().max(64), position),
+});
+
+export type CursorError = 'malformed' | 'signature';
+
+/** Signs and verifies cursors with a key derived from the server secret (HKDF). */
+export class CursorCodec {
+  private readonly key: Buffer;
+
+  constructor(secret: string) {
+    this.key = Buffer.from(hkdfSync('sha256', secret, 'fieldsync', 'pull cursor v1', 32));
+  }
+
+  private mac(body: string): Buffer {
+    return createHmac('sha256', this.key).update(body).digest().subarray(0, 16);
+  }
+
+  encode(c: CursorPayload): string {
+    const body = Buffer.from(
+      JSON.stringify({ f: CURSOR_FORMAT, e: c.epoch, u: c.userId, a: c.app, p: c.profile, b: c.buckets }),
+    ).toString('base64url');
+    return `${body}.${this.mac(body).toString('base64url')}`;
+  }
+
+  /** The payload, or why it was refused. The signature is checked before anything is parsed. */
+  decode(cursor: string): CursorPayload | CursorError {
+    const dot = cursor.indexOf('.');
+    if (dot <= 0 || cursor.length > 16_384) return 'malformed';
+    const body = cursor.slice(0, dot);
+    const sig = Buffer.from(cursor.slice(dot + 1), 'base64url');
+    const expected = this.mac(body);
+    if (sig.length !== expected.length || !timingSafeEqual(sig, expected)) return 'signature';
+    let json: unknown;
+    try {
+      json = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+    } catch {
+      return 'malformed';
+    }
+    const parsed = payloadSchema.safeParse(json);
+    if (!parsed.success) return 'malformed';
+    const p = parsed.data;
+    return { epoch: p.e, userId: p.u, app: p.a, profile: p.p, buckets: p.b };
+  }
+}

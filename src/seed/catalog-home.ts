@@ -1,0 +1,76 @@
+import { sub, type TopCategorySpec } from './catalog-spec.js';
+
+// Household, personal and baby care, paper goods: the non-food half of the catalog.
+
+export const HOME: readonly TopCategorySpec[] = [
+  {
+    code: 'CLN', en: 'Cleaning', ar: 'منظفات', hint: ['Keep out of reach of children.', 'يحفظ بعيداً عن متناول الأطفال.'],
+    subs: [
+      sub('Laundry Powder', 'مسحوق الغسيل', 'bag', '1kg 3kg 6kg', 7, 'Automatic Laundry Powder|مسحوق غسيل أوتوماتيك; Low Foam Laundry Powder|مسحوق غسيل قليل الرغوة; Hand Wash Laundry Powder|مسحوق غسيل يدوي'),
+      sub('Liquid Detergent', 'منظف غسيل سائل', 'bottle', '1L 3L', 14, 'Original Liquid Detergent|منظف سائل أصلي; Colour Care Detergent|منظف سائل للألوان; Abaya Shampoo|شامبو العبايات'),
+      sub('Fabric Softener', 'منعم الأقمشة', 'bottle', '1L 3L', 9, 'Spring Fabric Softener|منعم أقمشة بعبير الربيع; Lavender Fabric Softener|منعم أقمشة باللافندر; Concentrated Fabric Softener|منعم أقمشة مركز'),
+      sub('Dishwashing Liquid', 'سائل غسيل الصحون', 'bottle', '500ml 1L 4L', 5, 'Lemon Dishwashing Liquid|سائل صحون بالليمون; Apple Dishwashing Liquid|سائل صحون بالتفاح; Antibacterial Dishwashing Liquid|سائل صحون مضاد للبكتيريا'),
+      sub('Dishwasher Tablets', 'أقراص غسالة الصحون', 'box', '30tabs 60tabs', 35, 'All in One Tablets|أقراص الكل في واحد; Lemon Dishwasher Tablets|أقراص غسالة صحون بالليمون; Eco Tablets|أقراص صديقة للبيئة'),
+      sub('Bleach', 'مبيض', 'bottle', '1L 2L 3.78L', 4, 'Regular Bleach|مبيض عادي; Lemon Bleach|مبيض بالليمون; Colour Safe Bleach|مبيض آمن للألوان'),
+      sub('Disinfectants', 'مطهرات', 'bottle', '500ml 1L 4L', 9, 'Antiseptic Disinfectant|مطهر معقم; Pine Disinfectant|مطهر بالصنوبر; Surface Disinfectant Spray|بخاخ تعقيم الأسطح'),
+      sub('Floor Cleaners', 'منظفات الأرضيات', 'bottle', '1L 3L', 8, 'Lavender Floor Cleaner|منظف أرضيات باللافندر; Rose Floor Cleaner|منظف أرضيات بالورد; Pine Floor Cleaner|منظف أرضيات بالصنوبر'),
+      sub('Glass & Surface Cleaners', 'منظفات الزجاج والأسطح', 'bottle', '500ml 1L', 6, 'Glass Cleaner|منظف زجاج; Multi Surface Cleaner|منظف متعدد الأسطح; Kitchen Degreaser|مزيل دهون المطبخ'),
+      sub('Bathroom Cleaners', 'منظفات الحمامات', 'bottle', '500ml 1L', 6, 'Toilet Gel|جل المرحاض; Bathroom Cleaner|منظف الحمام; Limescale Remover|مزيل الترسبات الكلسية'),
+      sub('Air Fresheners', 'معطرات الجو', 'can', '300ml 400ml', 8, 'Oud Air Freshener|معطر جو بالعود; Jasmine Air Freshener|معطر جو بالياسمين; Ocean Breeze Air Freshener|معطر جو بنسيم البحر'),
+      sub('Insecticides', 'مبيدات حشرية', 'can', '300ml 400ml', 12, 'Flying Insect Killer|مبيد الحشرات الطائرة; Crawling Insect Killer|مبيد الحشرات الزاحفة; Mosquito Repellent|طارد البعوض'),
+      sub('Cleaning Tools', 'أدوات التنظيف', 'pack', '3pcs 5pcs 10pcs', 4, 'Kitchen Sponges|إسفنج المطبخ; Microfibre Cloths|مناشف ميكروفايبر; Garbage Bags|أكياس القمامة; Scouring Pads|ليف الجلي'),
+    ],
+  },
+  {
+    code: 'PER', en: 'Personal Care', ar: 'عناية شخصية', hint: ['Store below 30 °C.', 'يحفظ في درجة حرارة أقل من ٣٠ مئوية.'],
+    subs: [
+      sub('Shampoo', 'شامبو', 'bottle', '200ml 400ml 700ml', 10, 'Anti Dandruff Shampoo|شامبو ضد القشرة; Herbal Shampoo|شامبو بالأعشاب; Argan Oil Shampoo|شامبو بزيت الأرغان'),
+      sub('Conditioner', 'بلسم', 'bottle', '200ml 400ml', 11, 'Moisturising Conditioner|بلسم مرطب; Repair Conditioner|بلسم مصلح للشعر; Coconut Conditioner|بلسم بجوز الهند'),
+      sub('Hair Oils', 'زيوت الشعر', 'bottle', '100ml 200ml 300ml', 8, 'Coconut Hair Oil|زيت الشعر بجوز الهند; Amla Hair Oil|زيت الشعر بالأملا; Black Seed Hair Oil|زيت الشعر بحبة البركة'),
+      sub('Bath Soap', 'صابون الاستحمام', 'piece', '75g 125g 170g', 2, 'Beauty Soap|صابون تجميل; Antibacterial Soap|صابون مضاد للبكتيريا; Glycerin Soap|صابون جلسرين; Olive Oil Soap|صابون زيت الزيتون'),
+      sub('Body Wash', 'غسول الجسم', 'bottle', '250ml 500ml 1L', 12, 'Oud Shower Gel|جل استحمام بالعود; Musk Shower Gel|جل استحمام بالمسك; Moisturising Body Wash|غسول جسم مرطب'),
+      sub('Hand Wash', 'غسول اليدين', 'bottle', '200ml 500ml 5L', 5, 'Liquid Hand Soap|صابون يدين سائل; Antibacterial Hand Wash|غسول يدين مضاد للبكتيريا; Hand Sanitiser Gel|جل معقم لليدين'),
+      sub('Toothpaste', 'معجون الأسنان', 'tube', '50ml 100ml 150ml', 5, 'Cavity Protection Toothpaste|معجون أسنان للحماية من التسوس; Whitening Toothpaste|معجون أسنان مبيض; Herbal Toothpaste|معجون أسنان بالأعشاب; Miswak Toothpaste|معجون أسنان بالسواك'),
+      sub('Toothbrushes', 'فرش الأسنان', 'pack', '3pcs 6pcs', 9, 'Soft Toothbrush|فرشاة أسنان ناعمة; Medium Toothbrush|فرشاة أسنان متوسطة; Miswak Sticks|أعواد السواك'),
+      sub('Deodorants', 'مزيلات العرق', 'can', '50ml 150ml 250ml', 9, "Men's Deodorant Spray|مزيل عرق بخاخ للرجال; Women's Roll On Deodorant|مزيل عرق رول للنساء; Deodorant Stick|مزيل عرق ستيك"),
+      sub('Shaving', 'الحلاقة', 'pack', '3pcs 5pcs 10pcs', 3, 'Disposable Razors|شفرات حلاقة للاستعمال مرة واحدة; Twin Blade Razors|شفرات حلاقة مزدوجة; Triple Blade Cartridges|شفرات ثلاثية'),
+      sub('Skin Care', 'العناية بالبشرة', 'jar', '50ml 100ml 200ml', 10, 'Moisturising Cream|كريم مرطب; Petroleum Jelly|فازلين طبي; Sunscreen Lotion|واقي الشمس; Body Lotion|لوشن الجسم'),
+      sub('Feminine Care', 'العناية النسائية', 'pack', '10pcs 20pcs 30pcs', 6, 'Maxi Pads|فوط صحية ماكسي; Ultra Thin Pads|فوط صحية رقيقة; Panty Liners|فوط يومية'),
+      sub('Perfumes & Oud', 'عطور وعود', 'bottle', '50ml 100ml', 25, 'Oud Perfume|عطر العود; Musk Perfume|عطر المسك; Rose Perfume|عطر الورد; Amber Perfume|عطر العنبر'),
+    ],
+  },
+  {
+    code: 'BAB', en: 'Baby Care', ar: 'عناية بالطفل', hint: ['Follow the instructions on the pack.', 'يرجى اتباع التعليمات على العبوة.'],
+    subs: [
+      sub('Diapers Small Sizes', 'حفاضات المقاسات الصغيرة', 'pack', '24pcs 48pcs 72pcs', 30, 'Newborn Diapers|حفاضات حديثي الولادة; Diapers Size 1|حفاضات مقاس ١; Diapers Size 2|حفاضات مقاس ٢'),
+      sub('Diapers Large Sizes', 'حفاضات المقاسات الكبيرة', 'pack', '20pcs 40pcs 60pcs', 32, 'Diapers Size 3|حفاضات مقاس ٣; Diapers Size 4|حفاضات مقاس ٤; Diapers Size 5|حفاضات مقاس ٥; Diapers Size 6|حفاضات مقاس ٦'),
+      sub('Pants Diapers', 'حفاضات سروال', 'pack', '20pcs 40pcs', 35, 'Pants Size 4|حفاضات سروال مقاس ٤; Pants Size 5|حفاضات سروال مقاس ٥; Pants Size 6|حفاضات سروال مقاس ٦'),
+      sub('Baby Wipes', 'مناديل الأطفال المبللة', 'pack', '56pcs 72pcs', 6, 'Sensitive Baby Wipes|مناديل مبللة للبشرة الحساسة; Fragrance Free Wipes|مناديل مبللة بدون عطر; Chamomile Baby Wipes|مناديل مبللة بالبابونج'),
+      sub('Infant Formula', 'حليب الرضع', 'tin', '400g 900g', 45, 'Infant Formula Stage 1|حليب رضع المرحلة ١; Follow On Formula Stage 2|حليب المرحلة ٢; Growing Up Milk Stage 3|حليب نمو المرحلة ٣'),
+      sub('Baby Cereals', 'حبوب الأطفال', 'box', '200g 400g', 12, 'Rice Cereal|حبوب الأرز للأطفال; Wheat with Milk|قمح بالحليب; Mixed Fruit Cereal|حبوب بالفواكه المشكلة'),
+      sub('Baby Food', 'أغذية الأطفال', 'jar', '125g 190g', 4, 'Apple Puree|هريس التفاح; Carrot Puree|هريس الجزر; Chicken and Rice|دجاج وأرز; Mixed Vegetable Puree|هريس خضار مشكلة'),
+      sub('Baby Bath', 'استحمام الأطفال', 'bottle', '200ml 500ml', 10, 'Baby Shampoo|شامبو أطفال; Baby Bath Gel|جل استحمام للأطفال; Lavender Baby Shampoo|شامبو أطفال باللافندر'),
+      sub('Baby Lotion & Oil', 'لوشن وزيت الأطفال', 'bottle', '100ml 200ml 500ml', 9, 'Baby Lotion|لوشن أطفال; Baby Oil|زيت أطفال; Baby Cream|كريم أطفال'),
+      sub('Diaper Rash Cream', 'كريم الحفاض', 'tube', '50g 100g', 12, 'Zinc Rash Cream|كريم الزنك للحفاض; Soothing Rash Cream|كريم مهدئ للطفح; Barrier Cream|كريم واقٍ'),
+      sub('Feeding Bottles', 'رضاعات', 'piece', '150ml 250ml', 15, 'Glass Feeding Bottle|رضاعة زجاجية; Anti Colic Bottle|رضاعة مضادة للمغص; Plastic Feeding Bottle|رضاعة بلاستيكية'),
+      sub('Pacifiers & Teats', 'لهايات وحلمات', 'pack', '3pcs 6pcs', 12, 'Orthodontic Pacifier|لهاية تقويمية; Night Pacifier|لهاية ليلية; Silicone Teats|حلمات سيليكون'),
+    ],
+  },
+  {
+    code: 'PAP', en: 'Paper Products', ar: 'منتجات ورقية', hint: ['Store in a dry place.', 'يحفظ في مكان جاف.'],
+    subs: [
+      sub('Facial Tissues', 'مناديل الوجه', 'box', '100sheets 200sheets', 3, 'Soft Facial Tissues|مناديل وجه ناعمة; Scented Facial Tissues|مناديل وجه معطرة; Three Ply Tissues|مناديل ثلاث طبقات'),
+      sub('Toilet Rolls', 'ورق التواليت', 'pack', '4rolls 10rolls 20rolls', 7, 'Two Ply Toilet Rolls|ورق تواليت طبقتين; Three Ply Toilet Rolls|ورق تواليت ثلاث طبقات; Scented Toilet Rolls|ورق تواليت معطر'),
+      sub('Kitchen Towels', 'مناشف المطبخ الورقية', 'pack', '3rolls 4rolls 6rolls', 6, 'Kitchen Towels|مناشف مطبخ; Maxi Kitchen Roll|لفة مطبخ كبيرة; Super Absorbent Kitchen Towels|مناشف مطبخ فائقة الامتصاص'),
+      sub('Napkins', 'مناديل السفرة', 'pack', '50sheets 100sheets 500sheets', 3, 'Table Napkins|مناديل سفرة; Dinner Napkins|مناديل عشاء; Cocktail Napkins|مناديل كوكتيل'),
+      sub('Pocket Tissues', 'مناديل الجيب', 'pack', '10pcs 40pcs', 3, 'Pocket Tissues|مناديل جيب; Mini Pocket Tissues|مناديل جيب صغيرة; Scented Pocket Tissues|مناديل جيب معطرة'),
+      sub('Wet Wipes', 'مناديل مبللة', 'pack', '20pcs 80pcs', 4, 'Antibacterial Wet Wipes|مناديل مبللة مضادة للبكتيريا; Refreshing Wipes|مناديل منعشة; Make Up Remover Wipes|مناديل إزالة المكياج'),
+      sub('Aluminium Foil', 'ورق الألمنيوم', 'roll', '10m 25m 75m', 4, 'Standard Aluminium Foil|ورق ألمنيوم عادي; Heavy Duty Foil|ورق ألمنيوم سميك; Catering Foil|ورق ألمنيوم للمطاعم'),
+      sub('Cling Film & Baking Paper', 'غلاف بلاستيكي وورق الزبدة', 'roll', '30m 100m 300m', 5, 'Cling Film|غلاف بلاستيكي شفاف; Catering Cling Film|غلاف بلاستيكي للمطاعم; Baking Paper|ورق الزبدة'),
+      sub('Disposable Cups', 'أكواب للاستعمال مرة واحدة', 'pack', '25pcs 50pcs 100pcs', 4, 'Paper Cups|أكواب ورقية; Plastic Cups|أكواب بلاستيكية; Coffee Cups with Lids|أكواب قهوة بأغطية'),
+      sub('Disposable Plates', 'صحون للاستعمال مرة واحدة', 'pack', '25pcs 50pcs', 5, 'Paper Plates|صحون ورقية; Foam Plates|صحون فلين; Plastic Plates|صحون بلاستيكية'),
+      sub('Food Containers', 'علب حفظ الطعام', 'pack', '10pcs 25pcs 50pcs', 8, 'Aluminium Containers|علب ألمنيوم; Plastic Food Containers|علب بلاستيكية للطعام; Microwave Containers|علب للميكروويف'),
+      sub('Storage Bags', 'أكياس الحفظ', 'box', '20pcs 50pcs 100pcs', 5, 'Zipper Storage Bags|أكياس حفظ بسحاب; Freezer Bags|أكياس تجميد; Sandwich Bags|أكياس السندويشات'),
+    ],
+  },
+];
