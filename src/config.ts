@@ -49,6 +49,11 @@ export const options = {
   LOGIN_MAX_PER_IP: { schema: int(1, 100_000), default: '30', doc: 'Login attempts per client IP per minute.' },
   LOGIN_MAX_FAILURES_PER_EMAIL: { schema: int(1, 1000), default: '5', doc: 'Failed logins per e-mail per 15 minutes; a success resets the count.' },
 
+  CURSOR_SECRET: { schema: z.string().min(32, 'must be at least 32 characters'), doc: 'Key that signs pull cursors (HMAC). Default: derived from JWT_SECRET (or the embedded key). Replicas must share it.' },
+  PULL_DEFAULT_LIMIT: { schema: int(1, 5000), default: '1000', doc: 'Rows and deletes per pull page when the request names no limit.' },
+  PULL_MAX_LIMIT: { schema: int(1, 20_000), default: '5000', doc: 'Largest page a pull may ask for.' },
+  TOMBSTONE_RETENTION_DAYS: { schema: int(1, 3650), default: '30', doc: 'Deletes are kept this long; a device offline longer gets 410 and re-bootstraps the affected buckets.' },
+  PRUNE_INTERVAL_MS: { schema: int(1000, 7 * 24 * 3600_000), default: '3600000', doc: 'How often old tombstones are pruned.' },
   DOORBELL_POLL_MS: { schema: int(10, 60_000), default: '500', doc: 'How often the watermark is polled: the change doorbell when LISTEN/NOTIFY is unavailable (embedded, PgBouncer) and a safety net otherwise.' },
 } satisfies Record<string, Option>;
 
@@ -76,6 +81,13 @@ export interface Config {
   };
   login: { maxPerIp: number; maxFailuresPerEmail: number };
   doorbell: { pollMs: number };
+  sync: {
+    cursorSecret: string | undefined;
+    defaultLimit: number;
+    maxLimit: number;
+    retentionDays: number;
+    pruneIntervalMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -92,6 +104,9 @@ export class ConfigError extends Error {
 export function assertServable(config: Config): void {
   if (config.databaseUrl && !config.auth.jwtSecret && !config.auth.jwksUrl) {
     throw new ConfigError(['JWT_SECRET: required when DATABASE_URL is set (or set JWT_JWKS_URL to accept ERP tokens only)']);
+  }
+  if (config.databaseUrl && !config.auth.jwtSecret && !config.sync.cursorSecret) {
+    throw new ConfigError(['CURSOR_SECRET: required when JWT_SECRET is not set (it signs pull cursors)']);
   }
 }
 
@@ -128,5 +143,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     login: { maxPerIp: r.LOGIN_MAX_PER_IP!, maxFailuresPerEmail: r.LOGIN_MAX_FAILURES_PER_EMAIL! },
     doorbell: { pollMs: r.DOORBELL_POLL_MS! },
+    sync: {
+      cursorSecret: r.CURSOR_SECRET,
+      defaultLimit: Math.min(r.PULL_DEFAULT_LIMIT!, r.PULL_MAX_LIMIT!),
+      maxLimit: r.PULL_MAX_LIMIT!,
+      retentionDays: r.TOMBSTONE_RETENTION_DAYS!,
+      pruneIntervalMs: r.PRUNE_INTERVAL_MS!,
+    },
   };
 }

@@ -18,6 +18,8 @@ export const errorCatalogue = {
   'payload-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'Send the body as application/json' },
   'rate-limited': { status: 429, title: 'Too many requests; retry later' },
+  'cursor-invalid': { status: 400, title: 'The cursor is malformed, altered, or belongs to another user or app' },
+  'cursor-expired': { status: 410, title: 'The cursor can no longer be served; restart the named buckets' },
   'login-disabled': { status: 501, title: 'This server only accepts tokens issued by the ERP' },
   'internal': { status: 500, title: 'Internal server error' },
   'unavailable': { status: 503, title: 'A backing service is unavailable; retry later' },
@@ -39,7 +41,7 @@ export class AppError extends Error {
   constructor(
     readonly code: ErrorCode,
     detail?: string,
-    readonly extra: { errors?: Violation[]; headers?: Record<string, string> } = {},
+    readonly extra: { errors?: Violation[]; headers?: Record<string, string>; body?: Record<string, unknown> } = {},
   ) {
     super(detail ?? errorCatalogue[code].title);
     this.name = 'AppError';

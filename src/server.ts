@@ -9,19 +9,29 @@ import { assertServable, type Config } from './config.js';
 import { Doorbell } from './db/doorbell.js';
 import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
-import { createDb, type Db } from './db/pg.js';
+import { createDb, queriesSent, type Db } from './db/pg.js';
 import { createApp } from './http/app.js';
 import { adminUserRoutes } from './http/routes/admin-users.js';
 import { authRoutes } from './http/routes/auth.js';
+import { syncRoutes } from './http/routes/sync.js';
 import { systemRoutes } from './http/routes/system.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './observability/logger.js';
+import { Metrics } from './observability/metrics.js';
+import { CursorCodec } from './protocol/cursor.js';
+import { BucketSets } from './sync/bucket-set.js';
+import { ChecksumCache } from './sync/checksum-cache.js';
+import { Heads } from './sync/heads.js';
+import { schedulePrune } from './sync/prune.js';
+import { PullService } from './sync/pull.js';
 
 export interface RunningServer {
   /** http://host:port */
   url: string;
   db: Db;
   doorbell: Doorbell;
+  heads: Heads;
+  metrics: Metrics;
   tokens: Tokens;
   /** true when running on the embedded PGlite database */
   embedded: boolean;
@@ -95,20 +105,35 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       }
     }
 
-    const tokens = new Tokens({
-      ...config.auth,
-      secret: config.auth.jwtSecret ?? (embedded ? await embeddedSecret(config.dataDir) : undefined),
-    });
+    const secret = config.auth.jwtSecret ?? (embedded ? await embeddedSecret(config.dataDir) : undefined);
+    const tokens = new Tokens({ ...config.auth, secret });
     const login = new LoginService(db, tokens, config.login);
 
+    const heads = new Heads(db, log);
+    await heads.start();
+    const metrics = new Metrics({ dbQueries: () => queriesSent(db), lag: () => heads.lag });
     const doorbell = new Doorbell(db, { listen: !embedded, pollMs: config.doorbell.pollMs, log });
+    const ring = () => void heads.refresh().catch((err: unknown) => log.warn({ err }, 'heads refresh failed'));
+    doorbell.on('change', ring);
+    doorbell.on('watermark', ring);
     await doorbell.start();
     life.onStop('doorbell', () => doorbell.stop());
+    life.onStop('prune', schedulePrune(db, config.sync.retentionDays, config.sync.pruneIntervalMs, log));
+
+    const pulls = new PullService(
+      db,
+      heads,
+      new BucketSets(db, heads),
+      new ChecksumCache(db, heads),
+      new CursorCodec(config.sync.cursorSecret ?? secret!),
+      metrics,
+    );
 
     const app = createApp({
       log,
       tokens,
-      routes: [...systemRoutes(db), ...authRoutes(login), ...adminUserRoutes(db)],
+      metrics,
+      routes: [...systemRoutes(db, metrics), ...authRoutes(login), ...adminUserRoutes(db), ...syncRoutes(pulls, config.sync)],
       bodyLimitBytes: config.http.bodyLimitBytes,
       trustProxy: config.http.trustProxy,
     });
@@ -120,7 +145,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const serverUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
     log.info({ url: serverUrl, embedded }, 'fieldsync listening');
 
-    return { url: serverUrl, db, doorbell, tokens, embedded, stop: () => life.stop() };
+    return { url: serverUrl, db, doorbell, heads, metrics, tokens, embedded, stop: () => life.stop() };
   } catch (err) {
     await life.stop();
     throw err;

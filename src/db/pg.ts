@@ -7,6 +7,11 @@ export interface Repos {
   users: UsersRepo;
 }
 
+/** Per-pool context (pg-promise's "database context"): counts the queries sent. */
+export interface DbContext {
+  queries: number;
+}
+
 export type Db = IDatabase<Repos> & Repos;
 export type Tx = ITask<Repos> & Repos;
 
@@ -17,6 +22,10 @@ export type Tx = ITask<Repos> & Repos;
  */
 export const pgp: IMain<Repos> = pgPromise<Repos>({
   capSQL: true,
+  query(e) {
+    const dc = e.dc as DbContext | undefined;
+    if (dc) dc.queries++;
+  },
   extend(obj: Db | Tx) {
     obj.users = new UsersRepo(obj);
   },
@@ -34,14 +43,23 @@ export interface DbOptions {
   log?: Logger;
 }
 
+/** Queries this pool has sent (metrics; tests prove the no-change pull sends none). */
+export function queriesSent(db: Db): number {
+  return (db.$dc as DbContext).queries;
+}
+
 /** A connection pool for one database. Close it with `db.$pool.end()`. */
 export function createDb(opts: DbOptions): Db {
-  const db = pgp({
-    connectionString: opts.url,
-    max: opts.poolMax,
-    application_name: opts.applicationName ?? 'fieldsync',
-    allowExitOnIdle: true,
-  });
+  const context: DbContext = { queries: 0 };
+  const db = pgp(
+    {
+      connectionString: opts.url,
+      max: opts.poolMax,
+      application_name: opts.applicationName ?? 'fieldsync',
+      allowExitOnIdle: true,
+    },
+    context,
+  );
   // A dropped idle connection must not crash the process; the pool replaces it.
   db.$pool.on('error', (err: Error) => opts.log?.warn({ err }, 'idle database connection failed'));
   return db;

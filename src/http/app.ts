@@ -6,11 +6,13 @@ import Koa, { type Context, type Next } from 'koa';
 import compress from 'koa-compress';
 import type { Tokens } from '../auth/tokens.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { problems } from './problem.js';
 import { mount, type Route } from './route.js';
 
 export interface AppOptions {
   log: Logger;
+  metrics: Metrics;
   tokens: Tokens;
   routes: readonly Route[];
   bodyLimitBytes: number;
@@ -20,7 +22,7 @@ export interface AppOptions {
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** Request id (taken from X-Request-Id when sane), a child logger, and one access-log line. */
-function requestContext(log: Logger) {
+function requestContext(log: Logger, metrics: Metrics) {
   return async (ctx: Context, next: Next) => {
     const given = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(given) ? given : randomUUID();
@@ -32,6 +34,8 @@ function requestContext(log: Logger) {
       await next();
     } finally {
       const ms = Math.round((performance.now() - started) * 10) / 10;
+      const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      metrics.httpDuration.observe({ method: ctx.method, route, status: ctx.status }, ms / 1000);
       (ctx.state.log as Logger).info({ method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
     }
   };
@@ -48,7 +52,7 @@ export function createApp(opts: AppOptions): Koa {
   const router = new Router();
   mount(router, opts.routes, opts.tokens);
 
-  app.use(requestContext(opts.log));
+  app.use(requestContext(opts.log, opts.metrics));
   app.use(problems(opts.log));
   app.use(
     compress({

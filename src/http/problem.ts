@@ -44,6 +44,7 @@ export function problems(log: Logger) {
         code,
         ...(app.expose && app.message !== errorCatalogue[code].title && { detail: app.message }),
         ...(app.extra.errors && { errors: app.extra.errors }),
+        ...(app.expose && app.extra.body),
         requestId: ctx.state.requestId,
       };
     }

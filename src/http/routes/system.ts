@@ -1,4 +1,5 @@
 import type { Db } from '../../db/pg.js';
+import type { Metrics } from '../../observability/metrics.js';
 import { errorCatalogue, type ErrorCode } from '../../errors.js';
 import { AppError } from '../../errors.js';
 import { route } from '../route.js';
@@ -18,8 +19,16 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   }
 }
 
-export function systemRoutes(db: Db) {
+export function systemRoutes(db: Db, metrics: Metrics) {
   return [
+    route({
+      method: 'GET',
+      path: '/metrics',
+      auth: 'public',
+      async handler() {
+        return { body: await metrics.registry.metrics(), headers: { 'Content-Type': metrics.registry.contentType } };
+      },
+    }),
     route({
       method: 'GET',
       path: '/health',

@@ -1,0 +1,69 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Prometheus metrics of one server instance (its own registry, so tests can run many
+ * servers in one process). Served at GET /metrics.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly httpDuration = new Histogram({
+    name: 'fieldsync_http_request_duration_seconds',
+    help: 'HTTP request duration by route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly pulls = new Counter({
+    name: 'fieldsync_pull_requests_total',
+    help: 'Pulls by path: fast (answered from memory, no database) or slow',
+    labelNames: ['path'] as const,
+    registers: [this.registry],
+  });
+
+  readonly rowsServed = new Counter({
+    name: 'fieldsync_pull_rows_total',
+    help: 'Rows and deletes sent by pull, by collection',
+    labelNames: ['collection', 'kind'] as const,
+    registers: [this.registry],
+  });
+
+
+  readonly cursorRejections = new Counter({
+    name: 'fieldsync_cursor_rejections_total',
+    help: 'Cursors refused, by reason (invalid, expired)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(sources: { dbQueries: () => number; lag: () => { transactions: number; seconds: number } }) {
+    const { dbQueries, lag } = sources;
+    collectDefaultMetrics({ register: this.registry, prefix: 'fieldsync_' });
+    new Gauge({
+      name: 'fieldsync_watermark_lag_transactions',
+      help: 'Transactions assigned but not yet below the watermark (held back by open transactions)',
+      registers: [this.registry],
+      collect() {
+        this.set(lag().transactions);
+      },
+    });
+    new Gauge({
+      name: 'fieldsync_watermark_lag_seconds',
+      help: 'Age of the oldest open write transaction, which holds the watermark back (delays delivery, never loses it)',
+      registers: [this.registry],
+      collect() {
+        this.set(lag().seconds);
+      },
+    });
+    new Counter({
+      name: 'fieldsync_db_queries_total',
+      help: 'Queries sent to PostgreSQL by this process',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(dbQueries());
+      },
+    });
+  }
+}

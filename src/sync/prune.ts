@@ -1,0 +1,49 @@
+import type { Db } from '../db/pg.js';
+import type { Logger } from '../observability/logger.js';
+
+/**
+ * Deletes tombstones older than the retention, in batches, and records per bucket the
+ * newest pruned transaction (sync_prune_horizon): a device whose position is below it
+ * may have missed a delete, and pull answers 410 for that bucket. Safe to run in every
+ * replica at once (each batch is one statement; the horizon only moves forward).
+ */
+export async function pruneTombstones(db: Db, retentionDays: number, batch = 10_000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await db.one<{ n: number }>(
+      `WITH gone AS (
+         DELETE FROM sync_tombstones WHERE id IN (
+           SELECT id FROM sync_tombstones WHERE deleted_at < now() - make_interval(days => $1) ORDER BY id LIMIT $2
+           FOR UPDATE SKIP LOCKED)
+         RETURNING bucket, _tx),
+       horizon AS (
+         INSERT INTO sync_prune_horizon AS h (bucket, pruned_tx)
+         SELECT bucket, max(_tx::text::bigint)::text::xid8 FROM gone GROUP BY bucket
+         ON CONFLICT (bucket) DO UPDATE SET pruned_tx = greatest(h.pruned_tx, excluded.pruned_tx), pruned_at = now())
+       SELECT count(*)::int AS n FROM gone`,
+      [retentionDays, batch],
+    );
+    total += n.n;
+    if (n.n < batch) return total;
+  }
+}
+
+/** Runs the prune every intervalMs; returns a stop function. */
+export function schedulePrune(db: Db, retentionDays: number, intervalMs: number, log: Logger): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const run = async () => {
+    try {
+      const n = await pruneTombstones(db, retentionDays);
+      if (n > 0) log.info({ pruned: n, retentionDays }, 'tombstones pruned');
+    } catch (err) {
+      if (!stopped) log.warn({ err }, 'tombstone prune failed');
+    }
+    if (!stopped) timer = setTimeout(run, intervalMs);
+  };
+  timer = setTimeout(run, Math.min(intervalMs, 60_000));
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}

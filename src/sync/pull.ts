@@ -1,0 +1,221 @@
+import type { Principal } from '../auth/principal.js';
+import type { Db } from '../db/pg.js';
+import { AppError } from '../errors.js';
+import type { Metrics } from '../observability/metrics.js';
+import { CursorCodec, type CursorPayload, type Position } from '../protocol/cursor.js';
+import type { BucketSets } from './bucket-set.js';
+import { parseBucket } from './buckets.js';
+import type { ChecksumCache } from './checksum-cache.js';
+import type { CollectionName } from './collections.js';
+import type { Heads } from './heads.js';
+import { defaultApp, profileHash, profiles, type AppName, type Profile } from './profiles.js';
+import { pageSql, partsOf, wireColumns } from './pull-sql.js';
+
+export interface PullRequest {
+  principal: Principal;
+  app?: AppName | undefined;
+  cursor?: string | undefined;
+  limit: number;
+}
+
+export interface PullAnswer {
+  /** the JSON body, assembled as text */
+  body: string;
+  hasMore: boolean;
+  /** answered from memory without a database query */
+  fast: boolean;
+}
+
+const START: Position = ['0', -1, null];
+
+interface Item {
+  part: number;
+  tx: string;
+  id: string;
+  j: string;
+}
+
+function caughtUp(pos: Position | undefined, head: bigint): boolean {
+  return pos !== undefined && pos[1] === -1 && head < BigInt(pos[0]);
+}
+
+/**
+ * The delta pull (DESIGN §5). For each bucket of the caller's set, items after the
+ * cursor's position and below the watermark, ordered by (tx, part, id), up to `limit`
+ * across all buckets. The watermark is the heads' (a value that was true when read: every
+ * transaction below it has finished), so a transaction still open is delivered by a later
+ * pull, never skipped. A cursor whose every bucket is caught up past its head is answered
+ * from memory: no query.
+ */
+export class PullService {
+  private readonly profileHashes = new Map<string, string>(
+    Object.values(profiles).map((p: Profile) => [p.name, profileHash(p)]),
+  );
+
+  constructor(
+    private readonly db: Db,
+    private readonly heads: Heads,
+    private readonly sets: BucketSets,
+    private readonly checksums: ChecksumCache,
+    private readonly codec: CursorCodec,
+    private readonly metrics: Metrics,
+  ) {}
+
+  async pull(req: PullRequest): Promise<PullAnswer> {
+    const p = req.principal;
+    const app = req.app ?? defaultApp[p.role];
+    const profile: Profile = profiles[app];
+    if (!profile.roles.includes(p.role)) throw new AppError('forbidden', `the ${app} app is not for role ${p.role}`);
+    const hash = this.profileHashes.get(app)!;
+    const epoch = this.heads.epoch;
+    const cursor = req.cursor === undefined ? undefined : this.open(req.cursor, p, app, hash, epoch);
+
+    const cachedSet = this.sets.peek(p);
+    const set = (cachedSet ?? (await this.sets.get(p))).filter((b) => partsOf(parseBucket(b)!.kind, profile).length > 0);
+    const before = cursor?.buckets ?? {};
+    const added = set.filter((b) => !(b in before));
+    const removed = Object.keys(before).filter((b) => !set.includes(b));
+
+    if (cursor && cachedSet && added.length === 0 && set.every((b) => caughtUp(before[b], this.heads.head(b)))) {
+      this.metrics.pulls.inc({ path: 'fast' });
+      const out = removed.length === 0 ? req.cursor! : this.encode(p, app, hash, epoch, set, before);
+      const sums = this.cachedChecksums(set, before, profile);
+      return { body: this.body(out, false, sums, set, added, removed, new Map()), hasMore: false, fast: true };
+    }
+
+    this.metrics.pulls.inc({ path: 'slow' });
+    const positions: Record<string, Position> = {};
+    for (const b of set) positions[b] = before[b] ?? START;
+    await this.checkHorizon(positions, p, app, hash, epoch, set);
+
+    const w = this.heads.watermark;
+    const out = new Map<CollectionName, { rows: string[]; deleted: string[] }>();
+    let budget = req.limit;
+    for (const [index, name] of set.entries()) {
+      if (budget === 0) break;
+      const pos = positions[name]!;
+      const head = this.heads.head(name);
+      if (caughtUp(pos, head)) continue;
+      if (head === 0n) {
+        positions[name] = [w.toString(), -1, null]; // never had an item
+        continue;
+      }
+      const bucket = parseBucket(name)!;
+      const parts = partsOf(bucket.kind, profile);
+      const items = await this.db.any<Item>(pageSql({ bucketName: name, bucket, index, position: pos, watermark: w, limit: budget }, parts, profile));
+      // within a part SQL already ordered by (tx, id); a stable sort by (tx, part) merges the parts
+      items.sort((a, b) => {
+        const d = BigInt(a.tx) - BigInt(b.tx);
+        return d === 0n ? a.part - b.part : d < 0n ? -1 : 1;
+      });
+      const taken = items.slice(0, budget);
+      for (const it of taken) {
+        const part = parts.find((x) => x.ordinal === it.part)!;
+        const name = part.collection.name as CollectionName;
+        let c = out.get(name);
+        if (!c) out.set(name, (c = { rows: [], deleted: [] }));
+        (part.tombstones ? c.deleted : c.rows).push(it.j);
+      }
+      // every part is limited to the budget: fewer items than that means all were read
+      const exhausted = items.length < budget;
+      budget -= taken.length;
+      if (exhausted) {
+        positions[name] = [w.toString(), -1, null];
+      } else {
+        const last = taken.at(-1);
+        if (last) positions[name] = [last.tx, last.part, last.id];
+      }
+    }
+    for (const [name, c] of out) {
+      this.metrics.rowsServed.inc({ collection: name, kind: 'row' }, c.rows.length);
+      this.metrics.rowsServed.inc({ collection: name, kind: 'delete' }, c.deleted.length);
+    }
+    const hasMore = set.some((b) => !caughtUp(positions[b], this.heads.head(b)));
+    const sums: Record<string, number> = {};
+    for (const b of set) {
+      if (!caughtUp(positions[b], this.heads.head(b))) continue;
+      const sum = await this.checksums.get(b, profile);
+      if (sum !== undefined) sums[b] = sum;
+    }
+    const next = this.encode(p, app, hash, epoch, set, positions);
+    return { body: this.body(next, hasMore, sums, set, added, removed, out, profile), hasMore, fast: false };
+  }
+
+  /** Decodes and checks a cursor: 400 when it is not ours or not the caller's, 410 when void. */
+  private open(raw: string, p: Principal, app: string, hash: string, epoch: number): CursorPayload {
+    const c = this.codec.decode(raw);
+    if (c === 'malformed' || c === 'signature') {
+      this.metrics.cursorRejections.inc({ reason: 'invalid' });
+      throw new AppError('cursor-invalid', c === 'signature' ? 'the cursor was not issued by this server or was altered' : 'the cursor is not a fieldsync cursor');
+    }
+    if (c.userId !== p.userId) {
+      this.metrics.cursorRejections.inc({ reason: 'invalid' });
+      throw new AppError('cursor-invalid', 'the cursor belongs to another user');
+    }
+    if (c.app !== app) {
+      this.metrics.cursorRejections.inc({ reason: 'invalid' });
+      throw new AppError('cursor-invalid', `the cursor belongs to the ${c.app} app`);
+    }
+    if (c.epoch !== epoch || c.profile !== hash) {
+      this.metrics.cursorRejections.inc({ reason: 'expired' });
+      throw new AppError('cursor-expired', 'the data or the app profile changed on the server: start again without a cursor', {
+        body: { buckets: Object.keys(c.buckets), resetCursor: null },
+      });
+    }
+    return c;
+  }
+
+  /** 410 for buckets whose tombstones were pruned past the device's position. */
+  private async checkHorizon(positions: Record<string, Position>, p: Principal, app: string, hash: string, epoch: number, set: string[]): Promise<void> {
+    const started = Object.entries(positions).filter(([, pos]) => pos[0] !== '0');
+    if (started.length === 0) return;
+    const pruned = await this.db.any<{ bucket: string; tx: string }>(
+      'SELECT bucket, pruned_tx::text AS tx FROM sync_prune_horizon WHERE bucket IN ($1:csv)',
+      [started.map(([b]) => b)],
+    );
+    const expired = pruned.filter((r) => BigInt(r.tx) >= BigInt(positions[r.bucket]![0])).map((r) => r.bucket);
+    if (expired.length === 0) return;
+    this.metrics.cursorRejections.inc({ reason: 'expired' });
+    const reset = { ...positions };
+    for (const b of expired) delete reset[b];
+    throw new AppError('cursor-expired', `deletes in ${expired.join(', ')} were pruned before this device saw them: drop those buckets and continue with resetCursor`, {
+      body: { buckets: expired, resetCursor: this.encode(p, app, hash, epoch, set.filter((b) => !expired.includes(b)), reset) },
+    });
+  }
+
+  private cachedChecksums(set: string[], positions: Record<string, Position>, profile: Profile): Record<string, number> {
+    const sums: Record<string, number> = {};
+    for (const b of set) {
+      const sum = this.checksums.peek(b, profile);
+      if (sum !== undefined && caughtUp(positions[b], this.heads.head(b))) sums[b] = sum;
+      else if (sum === undefined) void this.checksums.get(b, profile).catch(() => undefined); // ready for the next pull
+    }
+    return sums;
+  }
+
+  private encode(p: Principal, app: string, hash: string, epoch: number, set: string[], positions: Record<string, Position>): string {
+    const buckets: Record<string, Position> = {};
+    for (const b of set) if (positions[b]) buckets[b] = positions[b];
+    return this.codec.encode({ epoch, userId: p.userId, app, profile: hash, buckets });
+  }
+
+  private body(
+    cursor: string,
+    hasMore: boolean,
+    checksums: Record<string, number>,
+    current: string[],
+    added: string[],
+    removed: string[],
+    changes: Map<CollectionName, { rows: string[]; deleted: string[] }>,
+    profile?: Profile,
+  ): string {
+    const sections = [...changes].map(
+      ([name, c]) =>
+        `${JSON.stringify(name)}:{"cols":${JSON.stringify(wireColumns(profile!, name))},"rows":[${c.rows.join(',')}],"deleted":[${c.deleted.join(',')}]}`,
+    );
+    return (
+      `{"cursor":${JSON.stringify(cursor)},"hasMore":${hasMore},"checksums":${JSON.stringify(checksums)},` +
+      `"buckets":${JSON.stringify({ current, added, removed })},"changes":{${sections.join(',')}}}`
+    );
+  }
+}
