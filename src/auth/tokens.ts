@@ -18,8 +18,18 @@ export interface TokenOptions {
   ttlSeconds: number;
 }
 
-/** Issues fieldsync's own tokens (HS256) and verifies ours and the ERP's (JWKS). */
+/** Verified tokens kept (by their exact text) until they expire: bounded. */
+const CACHE_MAX = 20_000;
+
+/**
+ * Issues fieldsync's own tokens (HS256) and verifies ours and the ERP's (JWKS).
+ * A token verified once is remembered until its `exp`: a phone polling pull sends the
+ * same token thousands of times, and verifying it (WebCrypto key import + HMAC) was
+ * the largest cost of a no-change pull. The cache is keyed by the whole token, so a
+ * token that differs by a bit is verified afresh.
+ */
 export class Tokens {
+  private readonly verified = new Map<string, { principal: Principal; expiresAt: number }>();
   private readonly key: Uint8Array | undefined;
   private readonly jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
 
@@ -56,6 +66,11 @@ export class Tokens {
    * the JWKS, so a token cannot pick a weaker path by choosing its own `alg`.
    */
   async verify(token: string): Promise<Principal> {
+    const hit = this.verified.get(token);
+    if (hit) {
+      if (Date.now() < hit.expiresAt) return hit.principal;
+      this.verified.delete(token);
+    }
     let payload: JWTPayload;
     try {
       const { alg } = decodeProtectedHeader(token);
@@ -81,6 +96,10 @@ export class Tokens {
     const claims = principalClaims.safeParse(payload);
     if (!claims.success) {
       throw new AppError('token-invalid', `token claims: ${claims.error.issues.map((i) => i.message).join('; ')}`);
+    }
+    if (payload.exp !== undefined) {
+      if (this.verified.size >= CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(token, { principal: claims.data, expiresAt: payload.exp * 1000 });
     }
     return claims.data;
   }

@@ -99,9 +99,13 @@ export class Doorbell extends EventEmitter<DoorbellEvents> {
     if (this.stopped) return;
     try {
       const conn = await this.db.connect({ direct: true, onLost: (err) => this.lost(err) });
+      if (this.stopped) {
+        await conn.done(true); // stop() ran while we were connecting
+        return;
+      }
       conn.client.on('notification', (msg) => this.ring(msg.payload));
-      await conn.none('LISTEN $1:name', [CHANNEL]);
       this.conn = conn;
+      await conn.none('LISTEN $1:name', [CHANNEL]);
       this.retryMs = 100;
       this.opts.log.info({ channel: CHANNEL }, 'doorbell listening');
       this.emit('listening');

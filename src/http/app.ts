@@ -21,13 +21,12 @@ export interface AppOptions {
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
-/** Request id (taken from X-Request-Id when sane), a child logger, and one access-log line. */
+/** Request id (taken from X-Request-Id when sane), a latency metric, and one access-log line. */
 function requestContext(log: Logger, metrics: Metrics) {
   return async (ctx: Context, next: Next) => {
     const given = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(given) ? given : randomUUID();
     ctx.state.requestId = requestId;
-    ctx.state.log = log.child({ requestId });
     ctx.set('X-Request-Id', requestId);
     const started = performance.now();
     try {
@@ -36,7 +35,7 @@ function requestContext(log: Logger, metrics: Metrics) {
       const ms = Math.round((performance.now() - started) * 10) / 10;
       const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       metrics.httpDuration.observe({ method: ctx.method, route, status: ctx.status }, ms / 1000);
-      (ctx.state.log as Logger).info({ method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
+      if (log.isLevelEnabled('info')) log.info({ requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
     }
   };
 }

@@ -31,7 +31,7 @@ export function problems(log: Logger) {
       const err = thrown instanceof AppError ? thrown : (fromHttpError(thrown as object) ?? thrown);
       const app = err instanceof AppError ? err : new AppError('internal');
       if (!(err instanceof AppError) || app.status >= 500) {
-        (ctx.state.log as Logger | undefined ?? log).error({ err: thrown, requestId: ctx.state.requestId }, 'request failed');
+        log.error({ err: thrown, requestId: ctx.state.requestId }, 'request failed');
       }
       const code: ErrorCode = app.code;
       ctx.status = app.status;

@@ -48,6 +48,8 @@ export type CursorError = 'malformed' | 'signature';
 /** Signs and verifies cursors with a key derived from the server secret (HKDF). */
 export class CursorCodec {
   private readonly key: Buffer;
+  /** cursors decoded recently: a polling device sends the same one again and again */
+  private readonly recent = new Map<string, CursorPayload>();
 
   constructor(secret: string) {
     this.key = Buffer.from(hkdfSync('sha256', secret, 'fieldsync', 'pull cursor v1', 32));
@@ -64,8 +66,19 @@ export class CursorCodec {
     return `${body}.${this.mac(body).toString('base64url')}`;
   }
 
-  /** The payload, or why it was refused. The signature is checked before anything is parsed. */
+  /** The payload, or why it was refused. The signature is checked before anything is parsed; valid cursors are remembered. */
   decode(cursor: string): CursorPayload | CursorError {
+    const known = this.recent.get(cursor);
+    if (known) return known;
+    const result = this.verify(cursor);
+    if (typeof result !== 'string') {
+      if (this.recent.size >= 10_000) this.recent.delete(this.recent.keys().next().value!);
+      this.recent.set(cursor, result);
+    }
+    return result;
+  }
+
+  private verify(cursor: string): CursorPayload | CursorError {
     const dot = cursor.indexOf('.');
     if (dot <= 0 || cursor.length > 16_384) return 'malformed';
     const body = cursor.slice(0, dot);

@@ -16,7 +16,17 @@ export interface Part {
   tombstones: boolean;
 }
 
+const partsCache = new Map<string, Part[]>();
+
+/** The parts of a bucket kind a profile syncs (memoized: it is on every pull's path). */
 export function partsOf(kind: ParsedBucket['kind'], profile: Profile): Part[] {
+  const key = `${kind}|${profile.name}`;
+  let parts = partsCache.get(key);
+  if (!parts) partsCache.set(key, (parts = computeParts(kind, profile)));
+  return parts;
+}
+
+function computeParts(kind: ParsedBucket['kind'], profile: Profile): Part[] {
   return collectionsOfKind(kind).flatMap((collection, i) =>
     profileColumns(profile, collection.name as CollectionName) === undefined
       ? []

@@ -1,3 +1,4 @@
+import pgPromise from 'pg-promise';
 import { randomBytes } from 'node:crypto';
 import { createDb, type Db } from '../../src/db/pg.js';
 import { migrate } from '../../src/db/migrate.js';
@@ -18,11 +19,12 @@ export interface TestDatabase {
  */
 export async function createTestDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const name = `fieldsync_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  const admin = createDb({ url: `${TEST_PG}/postgres`, poolMax: 1, applicationName: `fieldsync-test-admin-${name}` });
+  // distinct connection strings (pg-promise tells pools apart by them): the app under test
+  // opens its own pool to the same database
+  const admin = createDb({ url: `${TEST_PG}/postgres?application_name=fieldsync-test-admin-${name}`, poolMax: 1 });
   await admin.none('CREATE DATABASE $1:name', [name]);
   const url = `${TEST_PG}/${name}`;
-  // its own application_name: the app under test opens its own pool to the same database
-  const db = createDb({ url, poolMax: 10, applicationName: 'fieldsync-test' });
+  const db = createDb({ url: `${url}?application_name=fieldsync-test`, poolMax: 10 });
   if (opts.migrate !== false) await migrate(db);
   return {
     name,
@@ -34,4 +36,17 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
       await admin.$pool.end();
     },
   };
+}
+
+const erpPgp = pgPromise();
+
+/**
+ * A plain pg-promise pool acting as the ERP: no fieldsync code in the way. Its idle
+ * connections may be cut when the test database is force-dropped at teardown; that is
+ * expected and must not crash the test process.
+ */
+export function erpPool(url: string, max = 8): pgPromise.IDatabase<unknown> {
+  const pool = erpPgp({ connectionString: url, max, application_name: `erp-${randomBytes(3).toString('hex')}` });
+  pool.$pool.on('error', () => undefined);
+  return pool;
 }

@@ -11,6 +11,12 @@ export interface TestServer extends RunningServer {
   fetch(path: string, init?: RequestInit): Promise<Response>;
   /** POST a JSON body */
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
+  /**
+   * Waits until everything committed so far is visible to pull: the heads' watermark
+   * has passed every transaction started before this call. The watermark is
+   * cluster-wide, so other test files' open transactions can hold it for a while.
+   */
+  settle(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -42,6 +48,17 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
         headers: { 'content-type': 'application/json', ...headers },
         body: typeof body === 'string' ? body : JSON.stringify(body),
       }),
+    async settle(timeoutMs = 60_000) {
+      const { x } = await server.db.one<{ x: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x');
+      const target = BigInt(x);
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        await server.heads.refresh();
+        if (server.heads.watermark >= target) return;
+        if (Date.now() > deadline) throw new Error(`watermark still at ${server.heads.watermark} < ${target} after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     async close() {
       await server.stop();
       await tdb.drop();

@@ -1,6 +1,6 @@
 import test from 'ava';
 import pgPromise from 'pg-promise';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase, erpPool, type TestDatabase } from '../helpers/db.js';
 
 /**
  * Change capture (DESIGN §4.2–4.3) for writes made by plain SQL, as the ERP makes them:
@@ -8,11 +8,10 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
  */
 let tdb: TestDatabase;
 let raw: pgPromise.IDatabase<unknown>; // a connection with no fieldsync code in the way
-const pgp = pgPromise();
 
 test.before(async () => {
   tdb = await createTestDatabase();
-  raw = pgp(tdb.url);
+  raw = erpPool(tdb.url);
   await raw.none(`
     INSERT INTO warehouses (id, code, name, name_ar) VALUES (1, 'W1', 'Riyadh', 'الرياض'), (2, 'W2', 'Jeddah', 'جدة');
     INSERT INTO pricelists (id, code, name, name_ar) VALUES (1, 'RET', 'Retail', 'تجزئة'), (2, 'WHO', 'Wholesale', 'جملة');
@@ -160,4 +159,18 @@ test.serial('TRUNCATE of a synced table bumps the sync epoch (it writes no tombs
   await raw.none('TRUNCATE order_lines');
   const after = await raw.one<{ epoch: number }>('SELECT epoch FROM sync_state');
   t.is(after.epoch, before.epoch + 1);
+});
+
+test.serial('the SQL triggers name the same buckets as the sync registry', async (t) => {
+  const { collections, triggerBucketExpression } = await import('../../src/sync/collections.js');
+  const rows = await raw.any<{ tbl: string; args: string }>(
+    `SELECT c.relname AS tbl, encode(t.tgargs, 'escape') AS args
+       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = c.relname || '_sync_ins'`,
+  );
+  const registered = Object.fromEntries(rows.map((r) => [r.tbl, r.args.split('\\000')]));
+  for (const col of Object.values(collections)) {
+    const [collection, buckets] = registered[col.table] ?? [];
+    t.is(collection, col.name, `${col.table} is tracked as ${col.name}`);
+    t.is(buckets, triggerBucketExpression(col), `${col.table}'s trigger buckets`);
+  }
 });

@@ -5,6 +5,7 @@ import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { Rand as Rng } from '../../src/seed/random.js';
 import { Device } from '../helpers/device.js';
 import { FIXTURE_PASSWORD, loadFixture } from '../helpers/fixture.js';
+import { erpPool } from '../helpers/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -25,14 +26,13 @@ const soakMs = Number(process.env.SOAK_SECONDS ?? 300) * 1000;
 const OPS = Number(process.env.OPS ?? 300);
 
 let s: TestServer;
-const pgp = pgPromise();
 let erp: pgPromise.IDatabase<unknown>;
 
 test.before(async () => {
   s = await startTestServer({ DOORBELL_POLL_MS: '50' });
   await loadFixture(s.db);
-  await s.heads.refresh();
-  erp = pgp({ connectionString: s.tdb.url, max: 8, application_name: 'erp-writer' });
+  await s.settle();
+  erp = erpPool(s.tdb.url, 8);
 });
 test.after.always(async () => {
   await erp?.$pool.end();
@@ -291,7 +291,7 @@ test('devices of every role converge to their bucket sets under concurrent ERP w
   t.deepEqual(leaks, [], `seed=${seed}: no errors, no other salesman's rows`);
 
   // quiet: the heads catch up with the last commit, then every device catches up
-  await s.heads.refresh();
+  await s.settle();
   for (const [i, d] of devices.entries()) {
     await d.catchUp(r.int(1, 50));
     const spec = specs[i]!;

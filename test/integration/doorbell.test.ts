@@ -2,16 +2,15 @@ import test from 'ava';
 import pgPromise from 'pg-promise';
 import { pino } from 'pino';
 import { Doorbell, type Ring } from '../../src/db/doorbell.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase, erpPool, type TestDatabase } from '../helpers/db.js';
 
 let tdb: TestDatabase;
-const pgp = pgPromise();
 let erp: pgPromise.IDatabase<unknown>;
 const log = pino({ level: 'silent' });
 
 test.before(async () => {
   tdb = await createTestDatabase();
-  erp = pgp(tdb.url);
+  erp = erpPool(tdb.url);
   await erp.none(`INSERT INTO warehouses (id, code, name, name_ar) VALUES (1, 'W1', 'Riyadh', 'الرياض')`);
 });
 test.after.always(async () => {

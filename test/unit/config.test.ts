@@ -36,7 +36,9 @@ test('DATABASE_URL must be a postgres URL, and needs a JWT key', (t) => {
   t.regex(t.throws(() => assertServable(noKey))!.message, /JWT_SECRET: required/);
   t.notThrows(() => assertServable(loadConfig({})), 'embedded mode generates its key');
   t.regex(t.throws(() => loadConfig({ JWT_SECRET: 'short' }))!.message, /JWT_SECRET: must be at least 32/);
-  t.notThrows(() => assertServable(loadConfig({ DATABASE_URL: 'postgres://u@h/db', JWT_JWKS_URL: 'https://erp.example/jwks.json' })));
+  const erpOnly = { DATABASE_URL: 'postgres://u@h/db', JWT_JWKS_URL: 'https://erp.example/jwks.json' };
+  t.regex(t.throws(() => assertServable(loadConfig(erpOnly)))!.message, /CURSOR_SECRET: required/, 'cursors need a key of ours');
+  t.notThrows(() => assertServable(loadConfig({ ...erpOnly, CURSOR_SECRET: secret })));
 });
 
 test('the README documents every variable with its default', (t) => {
