@@ -12,7 +12,7 @@ export interface Measurement {
   non2xx: number;
 }
 
-/** Runs autocannon against one URL for `seconds` with `connections` and summarizes it. */
+/** Runs autocannon (in a worker thread) against one URL for `seconds` with `connections`. */
 export async function measure(
   name: string,
   url: string,
@@ -20,6 +20,9 @@ export async function measure(
 ): Promise<Measurement> {
   const result = await autocannon({
     url,
+    // the load generator runs in its own thread, so it does not compete with the
+    // server under test for the event loop (it still shares the machine's 2 cores)
+    workers: 1,
     connections: opts.connections ?? 50,
     duration: opts.seconds ?? 10,
     headers: opts.headers ?? {},

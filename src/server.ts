@@ -11,6 +11,7 @@ import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { createDb, queriesSent, type Db } from './db/pg.js';
 import { createApp } from './http/app.js';
+import { fastPull, rawFastPull } from './http/fast-pull.js';
 import { adminUserRoutes } from './http/routes/admin-users.js';
 import { authRoutes } from './http/routes/auth.js';
 import { syncRoutes } from './http/routes/sync.js';
@@ -133,11 +134,18 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       log,
       tokens,
       metrics,
+      early: [fastPull(pulls, tokens, { ...config.sync, bodyLimitBytes: config.http.bodyLimitBytes })],
       routes: [...systemRoutes(db, metrics), ...authRoutes(login), ...adminUserRoutes(db), ...syncRoutes(pulls, config.sync)],
       bodyLimitBytes: config.http.bodyLimitBytes,
       trustProxy: config.http.trustProxy,
     });
-    const http = createServer(app.callback());
+    const koa = app.callback();
+    const rawPull = rawFastPull(pulls, tokens, config.sync, (seconds, status) =>
+      metrics.httpDuration.observe({ method: 'GET', route: '/v1/sync/pull', status }, seconds),
+    );
+    const http = createServer((req, res) => {
+      if (!rawPull(req, res)) void koa(req, res);
+    });
     http.keepAliveTimeout = 65_000; // above common load balancer idle timeouts
     const addr = await listen(http, config.http.host, config.http.port);
     life.onStop('http', () => closeHttp(http, 10_000));

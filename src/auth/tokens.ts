@@ -65,12 +65,17 @@ export class Tokens {
    * Principal. HS256 tokens are checked with our key; any other algorithm only against
    * the JWKS, so a token cannot pick a weaker path by choosing its own `alg`.
    */
-  async verify(token: string): Promise<Principal> {
+  /** The principal of a token verified before and not yet expired; no crypto, no await. */
+  peek(token: string): Principal | undefined {
     const hit = this.verified.get(token);
-    if (hit) {
-      if (Date.now() < hit.expiresAt) return hit.principal;
-      this.verified.delete(token);
-    }
+    if (hit && Date.now() < hit.expiresAt) return hit.principal;
+    return undefined;
+  }
+
+  async verify(token: string): Promise<Principal> {
+    const hit = this.peek(token);
+    if (hit) return hit;
+    this.verified.delete(token);
     let payload: JWTPayload;
     try {
       const { alg } = decodeProtectedHeader(token);

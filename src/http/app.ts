@@ -15,11 +15,14 @@ export interface AppOptions {
   metrics: Metrics;
   tokens: Tokens;
   routes: readonly Route[];
+  /** middleware run before compression, body parsing and routing (the pull fast lane) */
+  early?: readonly Koa.Middleware[];
   bodyLimitBytes: number;
   trustProxy: boolean;
 }
 
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
+/** A request id we accept from X-Request-Id; anything else is replaced by a UUID. */
+export const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** Request id (taken from X-Request-Id when sane), a latency metric, and one access-log line. */
 function requestContext(log: Logger, metrics: Metrics) {
@@ -53,6 +56,7 @@ export function createApp(opts: AppOptions): Koa {
 
   app.use(requestContext(opts.log, opts.metrics));
   app.use(problems(opts.log));
+  for (const mw of opts.early ?? []) app.use(mw);
   app.use(
     compress({
       threshold: 1024,

@@ -88,6 +88,8 @@ interface Entry {
  */
 export class BucketSets {
   private readonly cache = new Map<string, Entry>();
+  /** bumped when a set is (re)computed */
+  version = 0;
 
   constructor(
     private readonly db: Db,
@@ -116,6 +118,7 @@ export class BucketSets {
     const set = await computeBucketSet(this.db, p);
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(this.key(p), { set, deps, at: Date.now() });
+    this.version++;
     return set;
   }
 }

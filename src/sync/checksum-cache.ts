@@ -19,6 +19,8 @@ interface Entry {
 export class ChecksumCache {
   private readonly cache = new Map<string, Entry>();
   private readonly pending = new Map<string, Promise<number | undefined>>();
+  /** bumped when a checksum is added */
+  version = 0;
 
   constructor(
     private readonly db: Db,
@@ -58,6 +60,7 @@ export class ChecksumCache {
     const sum = sumHashes(hashes);
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(`${bucket}|${profile.name}`, { head, sum });
+    this.version++;
     return sum;
   }
 }

@@ -73,6 +73,8 @@ export class Heads extends EventEmitter<HeadsEvents> {
   private running: Promise<void> | undefined;
   private again = false;
   readonly lag: Lag = { transactions: 0, seconds: 0 };
+  /** bumped whenever the watermark, a head or the epoch moves (answers cached from memory are stale then) */
+  version = 0;
 
   constructor(
     private readonly db: Db,
@@ -141,6 +143,7 @@ export class Heads extends EventEmitter<HeadsEvents> {
     if (watermark <= this.w && !epochChanged) return;
     this.w = watermark;
     this.e = epoch;
+    this.version++;
     if (changed.length > 0 || epochChanged) {
       this.log.debug({ watermark: watermark.toString(), buckets: changed.length }, 'heads advanced');
     }

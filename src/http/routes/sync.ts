@@ -1,20 +1,33 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { appNames } from '../../sync/profiles.js';
-import type { PullService } from '../../sync/pull.js';
-import { route, type RouteReply, type RouteRequest } from '../route.js';
+import { appNames, type AppName } from '../../sync/profiles.js';
+import type { PullAnswer, PullService } from '../../sync/pull.js';
+import { route, type RouteReply } from '../route.js';
 
 export interface PullLimits {
   defaultLimit: number;
   maxLimit: number;
 }
 
-function pullInput(limits: PullLimits) {
-  return {
+/** The pull request, as a POST body or a GET query string. */
+export function pullInput(limits: PullLimits) {
+  return z.strictObject({
     cursor: z.string().min(1).max(16_384).optional(),
-    app: z.enum(appNames as [string, ...string[]], { message: `unknown app; one of: ${appNames.join(', ')}` }).optional(),
+    app: z.enum(appNames as [AppName, ...AppName[]], { message: `unknown app; one of: ${appNames.join(', ')}` }).optional(),
     limit: z.coerce.number().int().min(1).max(limits.maxLimit).default(limits.defaultLimit),
+  });
+}
+
+/** Headers, ETag and 304 of a pull answer: shared by the route and the fast lane. */
+export function pullReply(answer: PullAnswer, method: string, ifNoneMatch: string): RouteReply {
+  const etag = answer.etag;
+  const headers = {
+    ETag: etag,
+    'Cache-Control': 'private, no-cache',
+    Vary: 'Authorization, Accept-Encoding',
+    'Content-Type': 'application/json; charset=utf-8',
   };
+  if (method === 'GET' && ifNoneMatch.split(/\s*,\s*/).includes(etag)) return { status: 304, headers };
+  return { body: answer.body, headers };
 }
 
 /**
@@ -23,32 +36,26 @@ function pullInput(limits: PullLimits) {
  */
 export function syncRoutes(pulls: PullService, limits: PullLimits) {
   const input = pullInput(limits);
-  const handle = async ({ principal, ctx }: RouteRequest<unknown, unknown>, args: { cursor?: string | undefined; app?: string | undefined; limit: number }): Promise<RouteReply> => {
-    const answer = await pulls.pull({ principal: principal!, cursor: args.cursor, app: args.app as never, limit: args.limit });
-    const etag = `"${createHash('sha256').update(answer.body).digest('base64url').slice(0, 27)}"`;
-    const headers = {
-      ETag: etag,
-      'Cache-Control': 'private, no-cache',
-      Vary: 'Authorization, Accept-Encoding',
-      'Content-Type': 'application/json; charset=utf-8',
-    };
-    if (ctx.method === 'GET' && ctx.get('if-none-match').split(/\s*,\s*/).includes(etag)) return { status: 304, headers };
-    return { body: answer.body, headers };
-  };
+  const handle = async (
+    principal: Parameters<PullService['pull']>[0]['principal'],
+    args: z.output<typeof input>,
+    method: string,
+    ifNoneMatch: string,
+  ): Promise<RouteReply> => pullReply(await pulls.pull({ principal, ...args }), method, ifNoneMatch);
   return [
     route({
       method: 'POST',
       path: '/v1/sync/pull',
       auth: 'any',
-      body: z.strictObject(input),
-      handler: (req) => handle(req, req.body),
+      body: input,
+      handler: ({ principal, body }) => handle(principal!, body, 'POST', ''),
     }),
     route({
       method: 'GET',
       path: '/v1/sync/pull',
       auth: 'any',
-      query: z.strictObject(input),
-      handler: (req) => handle(req, req.query),
+      query: input,
+      handler: ({ principal, query, ctx }) => handle(principal!, query, 'GET', ctx.get('if-none-match')),
     }),
   ];
 }
