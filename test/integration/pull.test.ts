@@ -192,9 +192,17 @@ test.serial('GET with the cursor in the query string answers the same, with an E
   t.is(post.headers.get('etag'), etag, 'POST and GET give the same answer');
   const again = await s.fetch(url, { headers: { ...auth('driver'), 'if-none-match': etag } });
   t.is(again.status, 304);
-  await erpWrite(`UPDATE products SET name = name || '!' WHERE id = 1`);
+  t.truthy(again.headers.get('x-request-id'), 'the fast lane sets the same headers');
+  const mine = await s.fetch(url, { headers: { ...auth('driver'), 'x-request-id': 'trace-42' } });
+  t.is(mine.headers.get('x-request-id'), 'trace-42');
+  const repeated = await s.fetch(`${url}&cursor=${encodeURIComponent(d.cursor!)}`, { headers: auth('driver') });
+  t.is(repeated.status, 400, 'a repeated parameter falls through to the route, which refuses it');
+  t.is((await s.fetch(url)).status, 401, 'no token: the full route answers');
   const changed = await s.fetch(url, { headers: { ...auth('driver'), 'if-none-match': etag } });
-  t.is(changed.status, 200, 'a change changes the ETag');
+  t.is(changed.status, 304, 'unchanged');
+  await erpWrite(`UPDATE products SET name = name || '?' WHERE id = 2`);
+  const after = await s.fetch(url, { headers: { ...auth('driver'), 'if-none-match': etag } });
+  t.is(after.status, 200, 'a change changes the ETag');
 });
 
 test.serial('bad requests: 401 without a token, 400 for garbage, tampered or foreign cursors and unknown apps, 403 for an app of another role', async (t) => {
