@@ -27,7 +27,7 @@ export const options = {
   HOST: { schema: z.string().min(1), default: '0.0.0.0', doc: 'Interface the HTTP server binds to.' },
   PORT: { schema: int(0, 65535), default: '3000', doc: 'HTTP port (0 picks a free one).' },
   TRUST_PROXY: { schema: bool, default: 'false', doc: 'Trust X-Forwarded-For/-Proto from a load balancer (client IP for rate limits).' },
-  BODY_LIMIT_BYTES: { schema: int(1024, 64 * 1024 * 1024), default: String(1024 * 1024), doc: 'Largest JSON request body accepted; larger answers 413.' },
+  BODY_LIMIT_BYTES: { schema: int(1024, 64 * 1024 * 1024), default: String(2 * 1024 * 1024), doc: 'Largest JSON request body accepted (a push of 500 mutations fits); larger answers 413.' },
   LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', doc: 'pino log level.' },
 
   DATABASE_URL: { schema: url('postgres:', 'postgresql:'), doc: 'PostgreSQL to sync (the ERP database). Unset: embedded PGlite under DATA_DIR, migrated and seeded with demo data on first start.' },

@@ -33,6 +33,11 @@ export interface Violation {
   message: string;
 }
 
+/** A zod error as a list of violations (path and message), for problem+json and rejections. */
+export function violations(error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }): Violation[] {
+  return error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
+}
+
 /** An error with a catalogued code; 4xx messages are shown to the client, 5xx are not. */
 export class AppError extends Error {
   readonly status: number;

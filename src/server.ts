@@ -14,6 +14,7 @@ import { createApp } from './http/app.js';
 import { fastPull, rawFastPull } from './http/fast-pull.js';
 import { adminUserRoutes } from './http/routes/admin-users.js';
 import { authRoutes } from './http/routes/auth.js';
+import { pushRoutes } from './http/routes/push.js';
 import { syncRoutes } from './http/routes/sync.js';
 import { systemRoutes } from './http/routes/system.js';
 import { Lifecycle } from './lifecycle.js';
@@ -25,6 +26,8 @@ import { ChecksumCache } from './sync/checksum-cache.js';
 import { Heads } from './sync/heads.js';
 import { schedulePrune } from './sync/prune.js';
 import { PullService } from './sync/pull.js';
+import { AuditLog } from './push/audit.js';
+import { PushService } from './push/service.js';
 
 export interface RunningServer {
   /** http://host:port */
@@ -130,12 +133,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       metrics,
     );
 
+    const audit = new AuditLog(db, log);
+    life.onStop('audit log', () => audit.stop());
+    const push = new PushService(db, audit, metrics);
+
     const app = createApp({
       log,
       tokens,
       metrics,
       early: [fastPull(pulls, tokens, { ...config.sync, bodyLimitBytes: config.http.bodyLimitBytes })],
-      routes: [...systemRoutes(db, metrics), ...authRoutes(login), ...adminUserRoutes(db), ...syncRoutes(pulls, config.sync)],
+      routes: [...systemRoutes(db, metrics), ...authRoutes(login), ...adminUserRoutes(db), ...syncRoutes(pulls, config.sync), ...pushRoutes(push)],
       bodyLimitBytes: config.http.bodyLimitBytes,
       trustProxy: config.http.trustProxy,
     });

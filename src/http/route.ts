@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { z } from 'zod';
 import type { Principal, Role } from '../auth/principal.js';
 import type { Tokens } from '../auth/tokens.js';
-import { AppError, type Violation } from '../errors.js';
+import { AppError, violations } from '../errors.js';
 
 /**
  * A route is data: method, path, schemas, who may call it, and a handler
@@ -38,10 +38,6 @@ export interface RouteReply {
 /** Declares a route with its types inferred from the schemas. */
 export function route<B extends z.ZodType = z.ZodUnknown, Q extends z.ZodType = z.ZodUnknown>(r: Route<B, Q>): Route<B, Q> {
   return r;
-}
-
-export function violations(error: z.ZodError): Violation[] {
-  return error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
 }
 
 function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {

@@ -30,6 +30,13 @@ export class Metrics {
   });
 
 
+  readonly pushResults = new Counter({
+    name: 'fieldsync_push_results_total',
+    help: 'Offline-write mutations by type and outcome (applied, duplicate, rejected)',
+    labelNames: ['type', 'status'] as const,
+    registers: [this.registry],
+  });
+
   readonly cursorRejections = new Counter({
     name: 'fieldsync_cursor_rejections_total',
     help: 'Cursors refused, by reason (invalid, expired)',

@@ -271,7 +271,7 @@ export class PullService {
         `${JSON.stringify(name)}:{"cols":${JSON.stringify(wireColumns(profile!, name))},"rows":[${c.rows.join(',')}],"deleted":[${c.deleted.join(',')}]}`,
     );
     return (
-      `{"cursor":${JSON.stringify(cursor)},"hasMore":${hasMore},"checksums":${JSON.stringify(checksums)},` +
+      `{"cursor":${JSON.stringify(cursor)},"hasMore":${hasMore},"watermark":"${this.heads.watermark}","checksums":${JSON.stringify(checksums)},` +
       `"buckets":${JSON.stringify({ current, added, removed })},"changes":{${sections.join(',')}}}`
     );
   }

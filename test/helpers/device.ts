@@ -10,6 +10,7 @@ export interface Section {
 export interface PullBody {
   cursor: string;
   hasMore: boolean;
+  watermark: string;
   checksums: Record<string, number>;
   buckets: { current: string[]; added: string[]; removed: string[] };
   changes: Record<string, Section>;

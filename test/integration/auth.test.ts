@@ -94,7 +94,7 @@ test('bad input is a 400/413/415 problem naming the problem, and the server keep
   );
   t.like(form, { status: 415, body: { code: 'unsupported-media-type' } });
 
-  const huge = await problem(await s.post('/v1/auth/login', { email: 'a@b.c', password: 'x'.repeat(2 * 1024 * 1024) }));
+  const huge = await problem(await s.post('/v1/auth/login', { email: 'a@b.c', password: 'x'.repeat(3 * 1024 * 1024) }));
   t.like(huge, { status: 413, body: { code: 'payload-too-large' } });
 
   const notFound = await problem(await s.fetch('/v1/nope'));

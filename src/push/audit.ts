@@ -1,0 +1,95 @@
+import { pgp, type Db } from '../db/pg.js';
+import type { Logger } from '../observability/logger.js';
+
+export interface AuditEntry {
+  at: Date;
+  userId: number;
+  deviceId: string;
+  mutationId: string;
+  type: string;
+  status: 'applied' | 'duplicate' | 'rejected';
+  code: string | null;
+  durationMs: number;
+}
+
+const columns = new pgp.helpers.ColumnSet(
+  [
+    'at',
+    { name: 'user_id', prop: 'userId' },
+    { name: 'device_id', prop: 'deviceId' },
+    { name: 'mutation_id', prop: 'mutationId' },
+    'type',
+    'status',
+    'code',
+    { name: 'duration_ms', prop: 'durationMs' },
+  ],
+  { table: 'sync_audit' },
+);
+
+/**
+ * The audit trail of offline writes, kept off the request path: entries are buffered and
+ * written in multi-row INSERTs every `flushMs` (or at `batch` entries). A failed write
+ * keeps its entries for the next try; stop() writes what is left, retrying, so a
+ * graceful shutdown loses nothing.
+ */
+export class AuditLog {
+  private buffer: AuditEntry[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+    private readonly flushMs = 1000,
+    private readonly batch = 1000,
+  ) {}
+
+  record(entries: AuditEntry[]): void {
+    this.buffer.push(...entries);
+    if (this.buffer.length >= this.batch) void this.flush();
+    else if (!this.timer && !this.stopped) this.timer = setTimeout(() => void this.flush(), this.flushMs);
+  }
+
+  get pending(): number {
+    return this.buffer.length;
+  }
+
+  /** Writes everything buffered now (single-flight). */
+  flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.flushing ??= (async () => {
+      try {
+        while (this.buffer.length > 0) {
+          const chunk = this.buffer.slice(0, this.batch);
+          await this.db.none(pgp.helpers.insert(chunk, columns));
+          this.buffer.splice(0, chunk.length);
+        }
+      } catch (err) {
+        this.log.warn({ err, pending: this.buffer.length }, 'audit write failed; will retry');
+        if (!this.stopped) this.timer = setTimeout(() => void this.flush(), this.flushMs * 5);
+        throw err;
+      } finally {
+        this.flushing = undefined;
+      }
+    })();
+    return this.flushing;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (let attempt = 1; this.buffer.length > 0 || this.flushing; attempt++) {
+      try {
+        await (this.flushing ?? this.flush());
+      } catch (err) {
+        if (attempt >= 5) {
+          this.log.error({ err, lost: this.buffer.length }, 'audit entries could not be written at shutdown');
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+    clearTimeout(this.timer);
+  }
+}
