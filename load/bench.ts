@@ -14,6 +14,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
 import { startServer } from '../src/server.js';
 import { bareKoa, measure, report } from './harness.js';
+import { benchPush } from './push-bench.js';
 import { postGzip } from './wire.js';
 
 const { values } = parseArgs({
@@ -105,7 +106,12 @@ try {
     await measure(`POST /v1/sync/pull, ${changed} changed rows`, `${server.url}/v1/sync/pull`, { ...opts, ...post, body: behind }),
     await measure('GET /v1/auth/me (JWT verified)', `${server.url}/v1/auth/me`, { ...opts, headers: auth }),
   ];
-  report(reference, results);
+  const pushed = await benchPush(server, token, opts);
+  report(reference, [...results, pushed.m]);
+  console.log(
+    `\noffline writes: ${pushed.mutationsPerSec} order mutations/s (5 lines each); ` +
+      `${pushed.applied} applied, ${pushed.duplicates} answered duplicate, ${pushed.rejected} rejected`,
+  );
 } finally {
   bare.server.close();
   await server.stop();

@@ -63,16 +63,22 @@ function listen(server: HttpServer, host: string, port: number): Promise<Address
   });
 }
 
-/** Stops accepting, lets in-flight requests finish (up to graceMs), then cuts the rest. */
-function closeHttp(server: HttpServer, graceMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-    server.close(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
+/**
+ * Stops accepting, then waits (up to graceMs) until every request being handled has
+ * finished, even those whose client already hung up: their handlers still hold database
+ * work that must end before the pool closes. Then cuts what is left.
+ */
+async function closeHttp(server: HttpServer, inFlight: () => number, graceMs: number): Promise<void> {
+  const deadline = Date.now() + graceMs;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  // answers written: keep-alive connections turn idle once their last response is out
+  const sweep = setInterval(() => server.closeIdleConnections(), 10);
+  const cut = setTimeout(() => server.closeAllConnections(), Math.max(0, deadline - Date.now()));
+  await closed;
+  clearInterval(sweep);
+  clearTimeout(cut);
 }
 
 /**
@@ -150,12 +156,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const rawPull = rawFastPull(pulls, tokens, config.sync, (seconds, status) =>
       metrics.httpDuration.observe({ method: 'GET', route: '/v1/sync/pull', status }, seconds),
     );
+    let inFlight = 0;
     const http = createServer((req, res) => {
-      if (!rawPull(req, res)) void koa(req, res);
+      if (rawPull(req, res)) return;
+      inFlight++;
+      void koa(req, res).finally(() => inFlight--);
     });
     http.keepAliveTimeout = 65_000; // above common load balancer idle timeouts
     const addr = await listen(http, config.http.host, config.http.port);
-    life.onStop('http', () => closeHttp(http, 10_000));
+    life.onStop('http', () => closeHttp(http, () => inFlight, 10_000));
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const serverUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
     log.info({ url: serverUrl, embedded }, 'fieldsync listening');

@@ -62,53 +62,18 @@ BEGIN
   RETURN NEW;
 END $$;
 
--- AFTER INSERT / UPDATE / DELETE, FOR EACH STATEMENT, with transition tables old_rows
--- and new_rows. Arguments: collection name, an SQL expression over a row `r` giving its
--- buckets as text[] (NULL elements ignored), and an expression giving its id as text.
--- One statement-level pass keeps bulk ERP imports cheap (one tombstone INSERT and a few
--- NOTIFYs per statement, not per row).
-CREATE FUNCTION sync_capture() RETURNS trigger
+-- Rings the doorbell for the buckets a statement touched. NOTIFY payloads are limited to
+-- 8000 bytes: the buckets go out in chunks. Identical notifications in one transaction
+-- are folded into one by PostgreSQL.
+CREATE FUNCTION sync_ring(collection text, touched text[]) RETURNS void
   LANGUAGE plpgsql AS $$
 DECLARE
-  coll    text := TG_ARGV[0];
-  buckets text := TG_ARGV[1];
-  row_id  text := TG_ARGV[2];
-  pairs_old text := format('SELECT %s AS id, b AS bucket FROM old_rows r, unnest(%s) b WHERE b IS NOT NULL', row_id, buckets);
-  pairs_new text := format('SELECT %s AS id, b AS bucket FROM new_rows r, unnest(%s) b WHERE b IS NOT NULL', row_id, buckets);
-  touched text[];
-  chunk   text[];
-  i       int := 1;
+  i int := 1;
 BEGIN
-  IF TG_OP = 'DELETE' THEN
-    EXECUTE format('INSERT INTO sync_tombstones (bucket, collection, row_id)
-                    SELECT DISTINCT o.bucket, $1, o.id FROM (%s) o', pairs_old) USING coll;
-    EXECUTE format('SELECT array_agg(DISTINCT bucket ORDER BY bucket) FROM (%s) o', pairs_old) INTO touched;
-  ELSIF TG_OP = 'UPDATE' THEN
-    -- an (id, bucket) pair present before and absent after: the row left that bucket
-    EXECUTE format('INSERT INTO sync_tombstones (bucket, collection, row_id)
-                    SELECT DISTINCT o.bucket, $1, o.id FROM (%s) o
-                    WHERE NOT EXISTS (SELECT 1 FROM (%s) n WHERE n.id = o.id AND n.bucket = o.bucket)',
-                   pairs_old, pairs_new) USING coll;
-    -- buckets whose content changed: rows whose stamp moved, plus buckets rows left
-    EXECUTE format('SELECT array_agg(DISTINCT bucket ORDER BY bucket) FROM (
-                      SELECT b AS bucket FROM new_rows r, unnest(%1$s) b
-                       WHERE b IS NOT NULL AND r._tx = pg_current_xact_id()
-                      UNION
-                      SELECT o.bucket FROM (%2$s) o
-                       WHERE NOT EXISTS (SELECT 1 FROM (%3$s) n WHERE n.id = o.id AND n.bucket = o.bucket)
-                    ) t', buckets, pairs_old, pairs_new) INTO touched;
-  ELSE
-    EXECUTE format('SELECT array_agg(DISTINCT bucket ORDER BY bucket) FROM (%s) n', pairs_new) INTO touched;
-  END IF;
-
-  -- NOTIFY payloads are limited to 8000 bytes: send the buckets in chunks.
-  -- Identical notifications in one transaction are folded into one by PostgreSQL.
   WHILE touched IS NOT NULL AND i <= cardinality(touched) LOOP
-    chunk := touched[i:i + 99];
-    PERFORM pg_notify('fieldsync', json_build_object('c', coll, 'b', chunk)::text);
+    PERFORM pg_notify('fieldsync', json_build_object('c', collection, 'b', touched[i:i + 99])::text);
     i := i + 100;
   END LOOP;
-  RETURN NULL;
 END $$;
 
 -- One row: the epoch every pull cursor carries. A cursor from another epoch answers 410
@@ -132,25 +97,57 @@ BEGIN
   RETURN NULL;
 END $$;
 
--- Registers a table for change capture: the stamp trigger, the three capture
--- triggers and the TRUNCATE trigger. `buckets` and `row_id` are SQL expressions over the row alias `r`.
+-- Registers a table for change capture: the stamp trigger, three AFTER statement
+-- triggers (with transition tables old_rows / new_rows, so a bulk ERP import costs one
+-- tombstone INSERT and a few NOTIFYs per statement, not per row) and the TRUNCATE
+-- trigger. `buckets` is an SQL expression over the row alias r giving its buckets as
+-- text[] (NULL elements ignored); `row_id` gives its id as text.
+--
+-- The capture functions are generated per table with the expressions inlined as static
+-- SQL, so PL/pgSQL caches their plans per session: a dynamic EXECUTE would be planned
+-- again for every statement, which cost milliseconds per write.
 -- Also usable by an operator to sync a table the ERP adds later.
 CREATE FUNCTION sync_track(tbl regclass, collection text, buckets text, row_id text DEFAULT 'r.id::text')
-  RETURNS void LANGUAGE plpgsql AS $$
+  RETURNS void LANGUAGE plpgsql AS $track$
 DECLARE
   name text := (SELECT relname FROM pg_class WHERE oid = tbl);
+  pairs_old text := format('SELECT %s AS id, b AS bucket FROM old_rows r, unnest(%s) b WHERE b IS NOT NULL', row_id, buckets);
+  pairs_new text := format('SELECT %s AS id, b AS bucket FROM new_rows r, unnest(%s) b WHERE b IS NOT NULL', row_id, buckets);
+  -- (id, bucket) pairs present before and absent after: the rows that left those buckets
+  left_pairs text := format('SELECT o.id, o.bucket FROM (%s) o WHERE NOT EXISTS (SELECT 1 FROM (%s) n WHERE n.id = o.id AND n.bucket = o.bucket)', pairs_old, pairs_new);
 BEGIN
   EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION sync_stamp()',
                  name || '_sync_stamp', tbl);
-  EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
-                  FOR EACH STATEMENT EXECUTE FUNCTION sync_capture(%L, %L, %L)',
-                 name || '_sync_ins', tbl, collection, buckets, row_id);
-  EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-                  FOR EACH STATEMENT EXECUTE FUNCTION sync_capture(%L, %L, %L)',
-                 name || '_sync_upd', tbl, collection, buckets, row_id);
-  EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
-                  FOR EACH STATEMENT EXECUTE FUNCTION sync_capture(%L, %L, %L)',
-                 name || '_sync_del', tbl, collection, buckets, row_id);
+
+  EXECUTE format($f$CREATE FUNCTION %I() RETURNS trigger LANGUAGE plpgsql AS $body$
+    BEGIN
+      PERFORM sync_ring(%L, (SELECT array_agg(DISTINCT bucket ORDER BY bucket) FROM (%s) n));
+      RETURN NULL;
+    END $body$$f$, name || '_sync_ins', collection, pairs_new);
+  EXECUTE format($f$CREATE FUNCTION %I() RETURNS trigger LANGUAGE plpgsql AS $body$
+    BEGIN
+      INSERT INTO sync_tombstones (bucket, collection, row_id) SELECT DISTINCT l.bucket, %L, l.id FROM (%s) l;
+      -- buckets whose content changed: rows re-stamped by this transaction, plus buckets rows left
+      PERFORM sync_ring(%L, (SELECT array_agg(DISTINCT bucket ORDER BY bucket) FROM (
+        SELECT b AS bucket FROM new_rows r, unnest(%s) b WHERE b IS NOT NULL AND r._tx = pg_current_xact_id()
+        UNION SELECT l.bucket FROM (%s) l) t));
+      RETURN NULL;
+    END $body$$f$, name || '_sync_upd', collection, left_pairs, collection, buckets, left_pairs);
+  EXECUTE format($f$CREATE FUNCTION %I() RETURNS trigger LANGUAGE plpgsql AS $body$
+    BEGIN
+      INSERT INTO sync_tombstones (bucket, collection, row_id) SELECT DISTINCT o.bucket, %L, o.id FROM (%s) o;
+      PERFORM sync_ring(%L, (SELECT array_agg(DISTINCT bucket ORDER BY bucket) FROM (%s) o));
+      RETURN NULL;
+    END $body$$f$, name || '_sync_del', collection, pairs_old, collection, pairs_old);
+
+  EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %I()',
+                 name || '_sync_ins', tbl, name || '_sync_ins');
+  EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %I()',
+                 name || '_sync_upd', tbl, name || '_sync_upd');
+  EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %I()',
+                 name || '_sync_del', tbl, name || '_sync_del');
   EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION sync_bump_epoch()',
                  name || '_sync_truncate', tbl);
-END $$;
+  -- what was registered, for tools and tests (the generated functions inline it)
+  EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', name || '_sync_ins', tbl, json_build_object('collection', collection, 'buckets', buckets, 'row_id', row_id)::text);
+END $track$;

@@ -8,7 +8,7 @@ import type { Db, Repos } from './pg.js';
 export const CHANNEL = 'fieldsync';
 
 /**
- * NOTIFY payload written by sync_capture(): collection and the buckets it touched.
+ * NOTIFY payload written by the capture triggers (sync_ring): collection and the buckets it touched.
  * Bucket '*' (from sync_bump_epoch, on TRUNCATE) means every bucket.
  */
 const ringPayload = z.object({ c: z.string().min(1), b: z.array(z.string().min(1)).min(1) });

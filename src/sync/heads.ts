@@ -64,7 +64,9 @@ export interface Lag {
  *
  * Refreshed on every doorbell ring (NOTIFY, or the polled watermark moving): one indexed
  * statement scans only the items written between the previous and the new watermark.
- * Refreshes are single-flight; rings during a refresh cause exactly one more.
+ * Refreshes are single-flight; rings during a refresh cause exactly one more, started
+ * no sooner than minIntervalMs after the previous one (a quiet system answers the first
+ * ring at once; a burst costs at most one scan per interval).
  */
 export class Heads extends EventEmitter<HeadsEvents> {
   private readonly last = new Map<string, bigint>();
@@ -79,6 +81,8 @@ export class Heads extends EventEmitter<HeadsEvents> {
   constructor(
     private readonly db: Db,
     private readonly log: Logger,
+    /** during a burst of rings, scans start at most this often (the first ring is served at once) */
+    private readonly minIntervalMs = 25,
   ) {
     super();
   }
@@ -112,7 +116,12 @@ export class Heads extends EventEmitter<HeadsEvents> {
       try {
         do {
           this.again = false;
+          const started = performance.now();
           await this.scan();
+          // a burst (an ERP import, a wave of pushes) rings hundreds of times a second:
+          // coalesce the rings that arrive meanwhile into one scan per interval
+          const rest = this.minIntervalMs - (performance.now() - started);
+          if (this.again && rest > 0) await new Promise((r) => setTimeout(r, rest));
         } while (this.again);
       } finally {
         this.running = undefined;

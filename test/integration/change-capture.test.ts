@@ -163,13 +163,13 @@ test.serial('TRUNCATE of a synced table bumps the sync epoch (it writes no tombs
 
 test.serial('the SQL triggers name the same buckets as the sync registry', async (t) => {
   const { collections, triggerBucketExpression } = await import('../../src/sync/collections.js');
-  const rows = await raw.any<{ tbl: string; args: string }>(
-    `SELECT c.relname AS tbl, encode(t.tgargs, 'escape') AS args
+  const rows = await raw.any<{ tbl: string; registration: string }>(
+    `SELECT c.relname AS tbl, obj_description(t.oid, 'pg_trigger') AS registration
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = c.relname || '_sync_ins'`,
   );
-  const registered = Object.fromEntries(rows.map((r) => [r.tbl, r.args.split('\\000')]));
+  const registered = Object.fromEntries(rows.map((r) => [r.tbl, JSON.parse(r.registration) as { collection: string; buckets: string }]));
   for (const col of Object.values(collections)) {
-    const [collection, buckets] = registered[col.table] ?? [];
+    const { collection, buckets } = registered[col.table] ?? {};
     t.is(collection, col.name, `${col.table} is tracked as ${col.name}`);
     t.is(buckets, triggerBucketExpression(col), `${col.table}'s trigger buckets`);
   }

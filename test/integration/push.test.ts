@@ -291,3 +291,33 @@ test.serial('every mutation is audited, and the audit survives a graceful shutdo
     await other.tdb.drop();
   }
 });
+
+test.serial('a graceful shutdown lets a push in flight finish: every mutation answered, in the ledger and audited', async (t) => {
+  const other = await startTestServer();
+  try {
+    await loadFixture(other.db);
+    await other.db.none('UPDATE stock SET qty = 100000, reserved = 0');
+    const login = await other.post('/v1/auth/login', { email: 'salesman1@fixture.test', password: FIXTURE_PASSWORD });
+    const token = ((await login.json()) as { token: string }).token;
+    const mutations = Array.from({ length: 60 }, () => ({ id: randomUUID(), ...order(S1_CLIENT, [{ productId: 1 + Math.floor(Math.random() * 30), qty: 1 }]) }));
+    const pending = other.post('/v1/sync/push', { deviceId: 'late-phone', mutations }, { authorization: `Bearer ${token}` });
+    await new Promise((r) => setTimeout(r, 30));
+    await other.stop();
+    const res = await pending;
+    t.is(res.status, 200);
+    const body = (await res.json()) as PushAnswer;
+    t.is(body.results.length, 60);
+    const pool = erpPool(other.tdb.url, 1);
+    try {
+      const { ledger, audit } = await pool.one<{ ledger: number; audit: number }>(
+        `SELECT (SELECT count(*)::int FROM sync_mutations) AS ledger, (SELECT count(*)::int FROM sync_audit) AS audit`,
+      );
+      t.is(ledger, 60);
+      t.is(audit, 60);
+    } finally {
+      await pool.$pool.end();
+    }
+  } finally {
+    await other.tdb.drop();
+  }
+});
