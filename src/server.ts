@@ -121,6 +121,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
     const heads = new Heads(db, log);
     await heads.start();
+    life.onStop('heads', () => heads.stop());
     const metrics = new Metrics({ dbQueries: () => queriesSent(db), lag: () => heads.lag });
     const doorbell = new Doorbell(db, { listen: !embedded, pollMs: config.doorbell.pollMs, log });
     const ring = () => void heads.refresh().catch((err: unknown) => log.warn({ err }, 'heads refresh failed'));

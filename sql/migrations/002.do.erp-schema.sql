@@ -202,14 +202,17 @@ CREATE TABLE order_lines (
 );
 CREATE INDEX order_lines_product ON order_lines (product_id);
 
+-- An order written by this same transaction is stamped already: no second UPDATE.
 CREATE FUNCTION order_lines_touch_order() RETURNS trigger
   LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP IN ('INSERT', 'UPDATE') THEN
-    UPDATE orders SET updated_at = clock_timestamp() WHERE id IN (SELECT DISTINCT order_id FROM new_rows);
+    UPDATE orders SET updated_at = clock_timestamp()
+     WHERE id IN (SELECT DISTINCT order_id FROM new_rows) AND _tx <> pg_current_xact_id();
   END IF;
   IF TG_OP IN ('UPDATE', 'DELETE') THEN
-    UPDATE orders SET updated_at = clock_timestamp() WHERE id IN (SELECT DISTINCT order_id FROM old_rows);
+    UPDATE orders SET updated_at = clock_timestamp()
+     WHERE id IN (SELECT DISTINCT order_id FROM old_rows) AND _tx <> pg_current_xact_id();
   END IF;
   RETURN NULL;
 END $$;

@@ -1,23 +1,13 @@
 import { createHash } from 'node:crypto';
 import { stringify } from 'safe-stable-stringify';
 import type { Principal } from '../auth/principal.js';
-import type { Db, Tx } from '../db/pg.js';
+import { pgp, type Db, type Tx } from '../db/pg.js';
 import { violations } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
-import { payloads, type MutationResult, type MutationType, type PushBody } from '../protocol/mutations.js';
+import { mutationTypes, payloads, type MutationResult, type MutationType, type PushBody } from '../protocol/mutations.js';
 import type { AuditLog } from './audit.js';
-import { cancelOrder, createOrder, updateClientContact, updateOrderNotes, type MutationContext } from './handlers.js';
+import { plans, type MutationContext, type Plan } from './plans.js';
 import { Rejected } from './rejection.js';
-
-type Handler = (t: Tx, p: Principal, payload: never, ctx: MutationContext) => Promise<unknown>;
-
-/** Mutation type -> roles allowed, and the handler. */
-const handlers: Record<MutationType, { roles: readonly Principal['role'][]; run: Handler }> = {
-  'order.create': { roles: ['salesman', 'client_app', 'admin', 'manager'], run: createOrder as Handler },
-  'order.cancel': { roles: ['salesman', 'client_app', 'admin', 'manager'], run: cancelOrder as Handler },
-  'order.update_notes': { roles: ['salesman', 'client_app', 'admin', 'manager'], run: updateOrderNotes as Handler },
-  'client.update_contact': { roles: ['salesman', 'client_app', 'admin', 'manager'], run: updateClientContact as Handler },
-};
 
 /** SQLSTATEs worth retrying the whole mutation for. */
 const RETRYABLE = new Set(['40001', '40P01']);
@@ -31,6 +21,22 @@ export interface PushAnswer {
 
 type Mutation = PushBody['mutations'][number];
 
+type Outcome =
+  | { status: 'applied'; stored: Pick<MutationResult, 'result'>; writes: string[] }
+  | { status: 'rejected'; stored: Pick<MutationResult, 'error'> };
+
+function rejection(err: Rejected): Outcome {
+  return { status: 'rejected', stored: { error: { code: err.code, message: err.message, ...(err.details !== undefined && { details: err.details }) } } };
+}
+
+interface LedgerRow {
+  user_id: number;
+  payload_hash: string;
+  status: 'applied' | 'rejected';
+  result: Partial<MutationResult>;
+  tx: string | null;
+}
+
 /**
  * Applies offline writes exactly once (DESIGN §4.4), one transaction per mutation, in
  * the order sent; a rejected one never blocks the ones after it.
@@ -43,7 +49,8 @@ type Mutation = PushBody['mutations'][number];
  * rolls back (a crash, a retryable failure), the second simply goes ahead.
  *
  * The effect runs behind a savepoint: a business rejection undoes the effect but keeps
- * the ledger row, so the rejection is as final as a success. Serialization failures and
+ * the ledger row, so the rejection is as final as a success. A failure of any other kind
+ * rolls the whole transaction back, ledger row included, so a retry starts clean. Serialization failures and
  * deadlocks restart the whole mutation, a bounded number of times.
  */
 export class PushService {
@@ -62,7 +69,7 @@ export class PushService {
       const { result, tx } = await this.applyWithRetries(p, body.deviceId, m);
       results.push(result);
       if (tx !== undefined && (visibleAfter === undefined || tx > visibleAfter)) visibleAfter = tx;
-      this.metrics.pushResults.inc({ type: m.type in handlers ? m.type : 'unknown', status: result.status });
+      this.metrics.pushResults.inc({ type: Object.hasOwn(plans, m.type) ? m.type : 'unknown', status: result.status });
       audit.push({
         at: new Date(),
         userId: p.userId,
@@ -96,55 +103,106 @@ export class PushService {
     }
   }
 
+  /**
+   * One mutation, one transaction, driven by hand in two round trips (on a busy server
+   * the socket writes to PostgreSQL were the largest cost):
+   *   1. BEGIN; insert the ledger row (this waits on a concurrent first attempt); read the
+   *      ledger row; SAVEPOINT effect; the plan's reads (locking what the decision needs)
+   *   2. the plan's writes, or ROLLBACK TO SAVEPOINT for a rejection; record the outcome
+   *      in the ledger; COMMIT
+   * The decision between them is pure (src/push/plans.ts).
+   */
   private apply(p: Principal, deviceId: string, m: Mutation): Promise<{ result: MutationResult; tx?: bigint }> {
     const hash = createHash('sha256').update(stringify({ type: m.type, payload: m.payload }) ?? '').digest('base64url');
-    return this.db.tx('push', async (t) => {
-      const fresh = await t.oneOrNone(
-        `INSERT INTO sync_mutations (id, user_id, device_id, type, payload_hash, status, result)
-         VALUES ($1, $2, $3, $4, $5, 'applied', '{}') ON CONFLICT (id) DO NOTHING RETURNING id`,
-        [m.id, p.userId, deviceId, m.type.slice(0, 64), hash],
-      );
-      if (!fresh) {
-        const first = await t.one<{ user_id: number; payload_hash: string; status: 'applied' | 'rejected'; result: Partial<MutationResult>; tx: string | null }>(
-          'SELECT user_id, payload_hash, status, result, tx::text AS tx FROM sync_mutations WHERE id = $1',
-          [m.id],
-        );
-        if (first.user_id !== p.userId || first.payload_hash !== hash) {
-          return { result: { id: m.id, status: 'rejected', error: { code: 'id_conflict', message: 'this mutation id was already used with another payload' } } };
-        }
-        const tx = first.tx === null ? undefined : BigInt(first.tx);
-        return { result: { id: m.id, status: 'duplicate', firstStatus: first.status, ...first.result }, ...(tx !== undefined && { tx }) };
-      }
-
-      let stored: Pick<MutationResult, 'result' | 'error'>;
-      let status: 'applied' | 'rejected';
+    const checked = this.check(p, m);
+    const reads = checked instanceof Rejected ? [] : checked.plan.reads(p, checked.payload as never);
+    return this.db.task('push', async (t) => {
+      let open = false;
       try {
-        const value = await t.tx('effect', (s) => this.effect(s, p, deviceId, m));
-        stored = { result: value };
-        status = 'applied';
-      } catch (err) {
-        if (!(err instanceof Rejected)) throw err;
-        stored = { error: { code: err.code, message: err.message, ...(err.details !== undefined && { details: err.details }) } };
-        status = 'rejected';
+        open = true;
+        const first = await t.multi(
+          [
+            'BEGIN',
+            pgp.as.format(
+              `INSERT INTO sync_mutations (id, user_id, device_id, type, payload_hash, status, result)
+               VALUES ($1, $2, $3, $4, $5, 'applied', '{}') ON CONFLICT (id) DO NOTHING RETURNING id`,
+              [m.id, p.userId, deviceId, m.type.slice(0, 64), hash],
+            ),
+            pgp.as.format('SELECT user_id, payload_hash, status, result, tx::text AS tx FROM sync_mutations WHERE id = $1', [m.id]),
+            'SAVEPOINT effect',
+            ...reads,
+          ].join(';\n'),
+        );
+        if (first[1]!.length === 0) {
+          await t.none('COMMIT');
+          open = false;
+          return this.answerRepeat(m, p, hash, first[2]![0] as LedgerRow);
+        }
+
+        let outcome: Outcome;
+        try {
+          if (checked instanceof Rejected) throw checked;
+          const created = m.createdAt === undefined ? new Date() : new Date(m.createdAt);
+          const ctx: MutationContext = { deviceId, createdAt: created.getTime() > Date.now() ? new Date() : created };
+          const d = checked.plan.decide(p, checked.payload as never, first.slice(4), ctx);
+          outcome = { status: 'applied', stored: { result: d.result }, writes: d.writes };
+        } catch (err) {
+          if (!(err instanceof Rejected)) throw err;
+          outcome = rejection(err);
+        }
+        let tx: string;
+        try {
+          tx = await this.finish(t, m.id, outcome);
+        } catch (err) {
+          // a write refused by a constraint the reads could not see: the order id was taken
+          // by another mutation meanwhile
+          const e = err as { code?: string; constraint?: string };
+          if (outcome.status !== 'applied' || e.code !== '23505' || e.constraint !== 'orders_pkey') throw err;
+          outcome = rejection(new Rejected('order_exists', 'an order with this orderId exists'));
+          tx = await this.finish(t, m.id, outcome);
+        }
+        open = false;
+        return { result: { id: m.id, status: outcome.status, ...outcome.stored }, ...(outcome.status === 'applied' && { tx: BigInt(tx) }) };
+      } finally {
+        if (open) await t.none('ROLLBACK').catch(() => undefined); // never hand back a connection mid-transaction
       }
-      const { tx } = await t.one<{ tx: string }>(
-        `UPDATE sync_mutations SET status = $2, result = $3, tx = CASE WHEN $2 = 'applied' THEN pg_current_xact_id() END
-          WHERE id = $1 RETURNING pg_current_xact_id()::text AS tx`,
-        [m.id, status, stored],
-      );
-      return { result: { id: m.id, status, ...stored }, ...(status === 'applied' && { tx: BigInt(tx) }) };
     });
   }
 
-  private async effect(t: Tx, p: Principal, deviceId: string, m: Mutation): Promise<unknown> {
-    if (!(m.type in handlers)) throw new Rejected('unknown_type', `unknown mutation type ${m.type}`, { types: Object.keys(handlers) });
+  /** Round trip 2: the writes (or the undo of a rejection), the ledger outcome, COMMIT. Returns the transaction id. */
+  private async finish(t: Tx, id: string, o: Outcome): Promise<string> {
+    const before = o.status === 'applied' ? o.writes : ['ROLLBACK TO SAVEPOINT effect'];
+    const results = await t.multi(
+      [
+        ...before,
+        pgp.as.format(
+          `UPDATE sync_mutations SET status = $2, result = $3, tx = CASE WHEN $2 = 'applied' THEN pg_current_xact_id() END
+            WHERE id = $1 RETURNING pg_current_xact_id()::text AS tx`,
+          [id, o.status, o.stored],
+        ),
+        'COMMIT',
+      ].join(';\n'),
+    );
+    return (results[before.length]![0] as { tx: string }).tx;
+  }
+
+  /** Type, role and payload, checked before the database is touched (a failure is still recorded). */
+  private check(p: Principal, m: Mutation): { plan: Plan<MutationType>; payload: unknown } | Rejected {
+    if (!Object.hasOwn(plans, m.type)) return new Rejected('unknown_type', `unknown mutation type ${m.type}`, { types: mutationTypes });
     const type = m.type as MutationType;
-    const h = handlers[type];
-    if (!h.roles.includes(p.role)) throw new Rejected('forbidden', `role ${p.role} may not ${type}`);
+    const plan = plans[type] as Plan<MutationType>;
+    if (!plan.roles.includes(p.role)) return new Rejected('forbidden', `role ${p.role} may not ${type}`);
     const parsed = payloads[type].safeParse(m.payload);
-    if (!parsed.success) throw new Rejected('invalid_payload', `invalid ${type} payload`, violations(parsed.error));
-    const created = m.createdAt === undefined ? new Date() : new Date(m.createdAt);
-    const ctx: MutationContext = { deviceId, createdAt: created.getTime() > Date.now() ? new Date() : created };
-    return h.run(t, p, parsed.data as never, ctx);
+    if (!parsed.success) return new Rejected('invalid_payload', `invalid ${type} payload`, violations(parsed.error));
+    return { plan, payload: parsed.data };
+  }
+
+  /** The answer to a mutation id seen before: duplicate (same user and payload) or id_conflict. */
+  private answerRepeat(m: Mutation, p: Principal, hash: string, first: LedgerRow): { result: MutationResult; tx?: bigint } {
+    if (first.user_id !== p.userId || first.payload_hash !== hash) {
+      return { result: { id: m.id, status: 'rejected', error: { code: 'id_conflict', message: 'this mutation id was already used with another payload' } } };
+    }
+    const tx = first.tx === null ? undefined : BigInt(first.tx);
+    return { result: { id: m.id, status: 'duplicate', firstStatus: first.status, ...first.result }, ...(tx !== undefined && { tx }) };
   }
 }

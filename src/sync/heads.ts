@@ -74,6 +74,7 @@ export class Heads extends EventEmitter<HeadsEvents> {
   private e = 0;
   private running: Promise<void> | undefined;
   private again = false;
+  private stopped = false;
   readonly lag: Lag = { transactions: 0, seconds: 0 };
   /** bumped whenever the watermark, a head or the epoch moves (answers cached from memory are stale then) */
   version = 0;
@@ -106,8 +107,16 @@ export class Heads extends EventEmitter<HeadsEvents> {
     await this.refresh();
   }
 
+  /** Waits for a refresh in flight; later rings are ignored (the pool is about to close). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.again = false;
+    await this.running?.catch(() => undefined);
+  }
+
   /** Brings the heads up to the current watermark (coalesced, single-flight). */
   refresh(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     if (this.running) {
       this.again = true;
       return this.running;
@@ -122,7 +131,7 @@ export class Heads extends EventEmitter<HeadsEvents> {
           // coalesce the rings that arrive meanwhile into one scan per interval
           const rest = this.minIntervalMs - (performance.now() - started);
           if (this.again && rest > 0) await new Promise((r) => setTimeout(r, rest));
-        } while (this.again);
+        } while (this.again && !this.stopped);
       } finally {
         this.running = undefined;
       }
