@@ -54,6 +54,12 @@ export const options = {
   PULL_MAX_LIMIT: { schema: int(1, 20_000), default: '5000', doc: 'Largest page a pull may ask for.' },
   TOMBSTONE_RETENTION_DAYS: { schema: int(1, 3650), default: '30', doc: 'Deletes are kept this long; a device offline longer gets 410 and re-bootstraps the affected buckets.' },
   PRUNE_INTERVAL_MS: { schema: int(1000, 7 * 24 * 3600_000), default: '3600000', doc: 'How often old tombstones are pruned.' },
+  REDIS_URL: { schema: url('redis:', 'rediss:'), doc: 'Redis for several processes: Socket.IO rooms and connection-state recovery shared through the Redis streams adapter. Unset: one process, in memory.' },
+  POKE_WINDOW_MS: { schema: int(10, 60_000), default: '250', doc: 'Push channel coalescing window: the first change after a quiet spell is pushed at once, later ones within the window merge into one trailing message.' },
+  POKE_SPREAD_PER_SOCKET_MS: { schema: z.coerce.number().min(0).max(1000), default: '2', doc: "A poke's pullWithinMs grows by this per socket in the room, so 1,000 phones do not pull in the same instant." },
+  POKE_MAX_SPREAD_MS: { schema: int(0, 600_000), default: '10000', doc: 'Upper bound of pullWithinMs.' },
+  SOCKET_CONNECTS_PER_IP_PER_MINUTE: { schema: int(1, 1_000_000), default: '600', doc: 'Push channel connections accepted per client IP per minute (a NAT of phones shares an IP).' },
+  DOORBELL_LISTEN: { schema: bool, default: 'true', doc: 'Use LISTEN/NOTIFY on a dedicated connection; set false behind PgBouncer in transaction mode (polling only). Ignored in embedded mode (always polling).' },
   DOORBELL_POLL_MS: { schema: int(10, 60_000), default: '500', doc: 'How often the watermark is polled: the change doorbell when LISTEN/NOTIFY is unavailable (embedded, PgBouncer) and a safety net otherwise.' },
 } satisfies Record<string, Option>;
 
@@ -80,7 +86,9 @@ export interface Config {
     ttlSeconds: number;
   };
   login: { maxPerIp: number; maxFailuresPerEmail: number };
-  doorbell: { pollMs: number };
+  doorbell: { pollMs: number; listen: boolean };
+  redisUrl: string | undefined;
+  realtime: { windowMs: number; spreadPerSocketMs: number; maxSpreadMs: number; connectsPerIpPerMinute: number };
   sync: {
     cursorSecret: string | undefined;
     defaultLimit: number;
@@ -142,7 +150,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ttlSeconds: r.JWT_TTL_SECONDS!,
     },
     login: { maxPerIp: r.LOGIN_MAX_PER_IP!, maxFailuresPerEmail: r.LOGIN_MAX_FAILURES_PER_EMAIL! },
-    doorbell: { pollMs: r.DOORBELL_POLL_MS! },
+    doorbell: { pollMs: r.DOORBELL_POLL_MS!, listen: r.DOORBELL_LISTEN! },
+    redisUrl: r.REDIS_URL,
+    realtime: {
+      windowMs: r.POKE_WINDOW_MS!,
+      spreadPerSocketMs: r.POKE_SPREAD_PER_SOCKET_MS!,
+      maxSpreadMs: r.POKE_MAX_SPREAD_MS!,
+      connectsPerIpPerMinute: r.SOCKET_CONNECTS_PER_IP_PER_MINUTE!,
+    },
     sync: {
       cursorSecret: r.CURSOR_SECRET,
       defaultLimit: Math.min(r.PULL_DEFAULT_LIMIT!, r.PULL_MAX_LIMIT!),

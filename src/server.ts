@@ -17,7 +17,10 @@ import { authRoutes } from './http/routes/auth.js';
 import { pushRoutes } from './http/routes/push.js';
 import { syncRoutes } from './http/routes/sync.js';
 import { systemRoutes } from './http/routes/system.js';
+import { Redis } from 'ioredis';
 import { Lifecycle } from './lifecycle.js';
+import { createChannel, type Io } from './realtime/channel.js';
+import { Notifier } from './realtime/notifier.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { CursorCodec } from './protocol/cursor.js';
@@ -36,6 +39,7 @@ export interface RunningServer {
   doorbell: Doorbell;
   heads: Heads;
   metrics: Metrics;
+  io: Io;
   tokens: Tokens;
   /** true when running on the embedded PGlite database */
   embedded: boolean;
@@ -123,7 +127,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await heads.start();
     life.onStop('heads', () => heads.stop());
     const metrics = new Metrics({ dbQueries: () => queriesSent(db), lag: () => heads.lag });
-    const doorbell = new Doorbell(db, { listen: !embedded, pollMs: config.doorbell.pollMs, log });
+    const doorbell = new Doorbell(db, { listen: !embedded && config.doorbell.listen, pollMs: config.doorbell.pollMs, log });
     const ring = () => void heads.refresh().catch((err: unknown) => log.warn({ err }, 'heads refresh failed'));
     doorbell.on('change', ring);
     doorbell.on('watermark', ring);
@@ -131,10 +135,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     life.onStop('doorbell', () => doorbell.stop());
     life.onStop('prune', schedulePrune(db, config.sync.retentionDays, config.sync.pruneIntervalMs, log));
 
+    const sets = new BucketSets(db, heads);
     const pulls = new PullService(
       db,
       heads,
-      new BucketSets(db, heads),
+      sets,
       new ChecksumCache(db, heads),
       new CursorCodec(config.sync.cursorSecret ?? secret!),
       metrics,
@@ -166,11 +171,32 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     http.keepAliveTimeout = 65_000; // above common load balancer idle timeouts
     const addr = await listen(http, config.http.host, config.http.port);
     life.onStop('http', () => closeHttp(http, () => inFlight, 10_000));
+
+    const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true }) : undefined;
+    if (redis) {
+      redis.on('error', (err) => log.warn({ err: err.message }, 'redis'));
+      life.onStop('redis', async () => void (await redis.quit().catch(() => redis.disconnect())));
+    }
+    const io = createChannel(http, {
+      tokens,
+      sets,
+      log,
+      redis,
+      connectsPerIpPerMinute: config.realtime.connectsPerIpPerMinute,
+      trustProxy: config.http.trustProxy,
+    });
+    const notifier = new Notifier(io, db, heads, sets, redis, log, config.realtime);
+    life.onStop('push channel', async () => {
+      notifier.stop();
+      io.disconnectSockets(true);
+      io.engine.close();
+      await io.of('/').adapter.close();
+    });
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const serverUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
     log.info({ url: serverUrl, embedded }, 'fieldsync listening');
 
-    return { url: serverUrl, db, doorbell, heads, metrics, tokens, embedded, stop: () => life.stop() };
+    return { url: serverUrl, db, doorbell, heads, metrics, io, tokens, embedded, stop: () => life.stop() };
   } catch (err) {
     await life.stop();
     throw err;

@@ -65,6 +65,12 @@ export class Tokens {
    * Principal. HS256 tokens are checked with our key; any other algorithm only against
    * the JWKS, so a token cannot pick a weaker path by choosing its own `alg`.
    */
+  /** Verifies and tells when the token expires (epoch ms; MAX_SAFE_INTEGER without exp). */
+  async session(token: string): Promise<{ principal: Principal; expiresAt: number }> {
+    const principal = await this.verify(token);
+    return { principal, expiresAt: this.verified.get(token)?.expiresAt ?? Number.MAX_SAFE_INTEGER };
+  }
+
   /** The principal of a token verified before and not yet expired; no crypto, no await. */
   peek(token: string): Principal | undefined {
     const hit = this.verified.get(token);

@@ -52,6 +52,10 @@ UNION ALL SELECT '#age', coalesce((SELECT floor(extract(epoch FROM clock_timesta
 UNION ALL SELECT b, tx::text FROM (${parts.map((p) => `(${p})`).join('\n UNION ALL ')}) c WHERE tx IS NOT NULL`;
 })();
 
+/** After a ring, re-check this often while transactions are in flight, for this long. */
+const CHASE_MS = 15;
+const CHASE_FOR_MS = 2000;
+
 export interface Lag {
   transactions: number;
   seconds: number;
@@ -75,6 +79,8 @@ export class Heads extends EventEmitter<HeadsEvents> {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  private chaseUntil = 0;
+  private chaseTimer: NodeJS.Timeout | undefined;
   readonly lag: Lag = { transactions: 0, seconds: 0 };
   /** bumped whenever the watermark, a head or the epoch moves (answers cached from memory are stale then) */
   version = 0;
@@ -111,12 +117,22 @@ export class Heads extends EventEmitter<HeadsEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     this.again = false;
+    clearTimeout(this.chaseTimer);
     await this.running?.catch(() => undefined);
   }
 
-  /** Brings the heads up to the current watermark (coalesced, single-flight). */
+  /**
+   * Brings the heads up to the current watermark (coalesced, single-flight).
+   *
+   * A ring (NOTIFY at commit) can come while another transaction still holds the
+   * watermark below the change; when that one ends, nothing rings. So for a short while
+   * after a ring, as long as transactions are in flight, the heads re-check every
+   * CHASE_MS: the change is poked within milliseconds of becoming visible, not at the
+   * next poll.
+   */
   refresh(): Promise<void> {
     if (this.stopped) return Promise.resolve();
+    this.chaseUntil = performance.now() + CHASE_FOR_MS;
     if (this.running) {
       this.again = true;
       return this.running;
@@ -134,6 +150,15 @@ export class Heads extends EventEmitter<HeadsEvents> {
         } while (this.again && !this.stopped);
       } finally {
         this.running = undefined;
+      }
+      if (!this.stopped && this.lag.transactions > 0 && performance.now() < this.chaseUntil && !this.chaseTimer) {
+        this.chaseTimer = setTimeout(() => {
+          this.chaseTimer = undefined;
+          const until = this.chaseUntil;
+          void this.refresh().catch(() => undefined);
+          this.chaseUntil = until; // a chase does not extend itself: only rings do
+        }, CHASE_MS);
+        this.chaseTimer.unref();
       }
     })();
     return this.running;

@@ -1,0 +1,96 @@
+import type { Server as HttpServer } from 'node:http';
+import { createAdapter } from '@socket.io/redis-streams-adapter';
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { Server, type Socket } from 'socket.io';
+import type { Principal } from '../auth/principal.js';
+import type { Tokens } from '../auth/tokens.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import { userRoom, type ClientToServerEvents, type InterServerEvents, type ServerToClientEvents, type SocketData } from '../protocol/events.js';
+import type { BucketSets } from '../sync/bucket-set.js';
+
+export type Io = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+export type RtSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+export interface ChannelOptions {
+  tokens: Tokens;
+  sets: BucketSets;
+  log: Logger;
+  /** set: rooms shared through the Redis streams adapter (several processes) */
+  redis: Redis | undefined;
+  connectsPerIpPerMinute: number;
+  trustProxy: boolean;
+}
+
+export function principalOf(data: SocketData): Principal {
+  return {
+    userId: data.userId,
+    role: data.role as Principal['role'],
+    ...(data.salesmanId !== undefined && { salesmanId: data.salesmanId }),
+    ...(data.clientId !== undefined && { clientId: data.clientId }),
+  };
+}
+
+/**
+ * The Socket.IO server on the app's HTTP server (path /socket.io, websocket with polling
+ * fallback). The handshake carries the same JWT (`auth: {token}`); a bad one is refused
+ * with a connect_error naming the problem; a token that expires while connected ends the
+ * session with `session:expired`. Each socket joins the rooms of its bucket set (computed
+ * on the server, as for pull) and its user room. Missed events are replayed after a short
+ * disconnect (connection-state recovery; across processes through the Redis streams
+ * adapter).
+ */
+export function createChannel(http: HttpServer, opts: ChannelOptions): Io {
+  const io: Io = new Server(http, {
+    path: '/socket.io',
+    transports: ['websocket', 'polling'],
+    serveClient: false,
+    maxHttpBufferSize: 16 * 1024, // clients send nothing big
+    pingInterval: 25_000,
+    pingTimeout: 20_000,
+    connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: true },
+    // the adapter reads the stream on connections of its own, closed with the adapter
+    ...(opts.redis && { adapter: createAdapter(opts.redis, { maxLen: 50_000 }) }),
+  });
+  const perIp = new RateLimiterMemory({ keyPrefix: 'socket_ip', points: opts.connectsPerIpPerMinute, duration: 60 });
+
+  io.use(async (socket, next) => {
+    try {
+      const forwarded = opts.trustProxy ? String(socket.handshake.headers['x-forwarded-for'] ?? '').split(',')[0]!.trim() : '';
+      await perIp.consume(forwarded || socket.handshake.address).catch((res: unknown) => {
+        if (res instanceof RateLimiterRes) throw new AppError('rate-limited', `too many connections; retry in ${Math.ceil(res.msBeforeNext / 1000)} s`);
+        throw res;
+      });
+      const token = (socket.handshake.auth as { token?: unknown }).token;
+      if (typeof token !== 'string' || token === '') throw new AppError('token-missing', 'connect with auth: {token}');
+      const { principal: p, expiresAt } = await opts.tokens.session(token);
+      socket.data = {
+        userId: p.userId,
+        role: p.role,
+        ...(p.salesmanId !== undefined && { salesmanId: p.salesmanId }),
+        ...(p.clientId !== undefined && { clientId: p.clientId }),
+        buckets: await opts.sets.get(p),
+        expiresAt,
+      };
+      next();
+    } catch (err) {
+      const e = err instanceof AppError ? err : new AppError('internal');
+      if (!(err instanceof AppError)) opts.log.error({ err }, 'socket handshake failed');
+      next(Object.assign(new Error(e.message), { data: { code: e.code, status: e.status } }));
+    }
+  });
+
+  io.on('connection', (socket) => {
+    if (!socket.recovered) void socket.join([...socket.data.buckets, userRoom(socket.data.userId)]);
+    const left = socket.data.expiresAt - Date.now();
+    if (left < 2 ** 31) {
+      const timer = setTimeout(() => {
+        socket.emit('session:expired', { at: socket.data.expiresAt });
+        socket.disconnect(true);
+      }, Math.max(0, left));
+      socket.on('disconnect', () => clearTimeout(timer));
+    }
+  });
+  return io;
+}

@@ -1,0 +1,260 @@
+import test from 'ava';
+import { SignJWT } from 'jose';
+import { io as connect, type Socket } from 'socket.io-client';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../src/protocol/events.js';
+import { erpPool } from '../helpers/db.js';
+import { Device } from '../helpers/device.js';
+import { FIXTURE_PASSWORD, loadFixture } from '../helpers/fixture.js';
+import { startTestServer, TEST_SECRET, type TestServer } from '../helpers/server.js';
+
+type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
+const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+let s: TestServer;
+let erp: ReturnType<typeof erpPool>;
+const tokens: Record<string, string> = {};
+const open: Client[] = [];
+
+test.before(async () => {
+  s = await startTestServer({ POKE_WINDOW_MS: '200', DOORBELL_POLL_MS: '1000' });
+  await loadFixture(s.db);
+  await s.settle();
+  erp = erpPool(s.tdb.url, 4);
+  for (const who of ['admin', 'salesman1', 'salesman2', 'warehouse']) {
+    const res = await s.post('/v1/auth/login', { email: `${who}@fixture.test`, password: FIXTURE_PASSWORD });
+    tokens[who] = ((await res.json()) as { token: string }).token;
+  }
+});
+test.after.always(async () => {
+  for (const c of open) c.disconnect();
+  await erp?.$pool.end();
+  await s?.close();
+});
+
+function socket(url: string, token: string | undefined, opts: Record<string, unknown> = {}): Client {
+  const c: Client = connect(url, { path: '/socket.io', transports: ['websocket'], auth: token ? { token } : {}, reconnection: false, ...opts });
+  open.push(c);
+  return c;
+}
+const connected = (c: Client) =>
+  new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve());
+    c.once('connect_error', reject);
+  });
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Polls until the condition holds (the watermark is cluster-wide: other tests' transactions can hold it). */
+async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await wait(10);
+  }
+}
+/** When the database's watermark passed everything committed so far (the earliest a poke may go). */
+async function visibleAt(db: ReturnType<typeof erpPool>): Promise<number> {
+  const { x } = await db.one<{ x: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x');
+  for (;;) {
+    const { w } = await db.one<{ w: string }>('SELECT sync_watermark()::text AS w');
+    if (BigInt(w) >= BigInt(x)) return Date.now();
+    await wait(2);
+  }
+}
+const poked = (got: { event: string; data: any }[], bucket: string) => got.filter((e) => e.event === 'sync:poke' && e.data.buckets.includes(bucket));
+
+/** Records every event a socket receives. */
+function record(c: Client) {
+  const got: { event: string; data: any; at: number }[] = [];
+  c.onAny((event, data) => got.push({ event, data, at: Date.now() }));
+  return got;
+}
+
+test.serial('the handshake refuses missing, forged and expired tokens, and accepts a good one', async (t) => {
+  const missing = await connected(socket(s.url, undefined)).catch((e: Error & { data?: { code: string } }) => e);
+  t.like(missing, { data: { code: 'token-missing' } });
+  const forged = await connected(socket(s.url, 'x.y.z')).catch((e: Error & { data?: { code: string } }) => e);
+  t.like(forged, { data: { code: 'token-invalid' } });
+  const key = new TextEncoder().encode(TEST_SECRET);
+  const expired = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('1')
+    .setIssuer('fieldsync').setAudience('fieldsync').setExpirationTime(Math.floor(Date.now() / 1000) - 10).sign(key);
+  t.like(await connected(socket(s.url, expired)).catch((e: Error & { data?: { code: string } }) => e), { data: { code: 'token-expired' } });
+  const good = socket(s.url, tokens.salesman1);
+  await connected(good);
+  t.true(good.connected);
+});
+
+test.serial('a token that expires while connected ends the session with session:expired', async (t) => {
+  const key = new TextEncoder().encode(TEST_SECRET);
+  const short = await new SignJWT({ role: 'salesman', salesmanId: 2 }).setProtectedHeader({ alg: 'HS256' }).setSubject('4')
+    .setIssuer('fieldsync').setAudience('fieldsync').setExpirationTime(Math.floor(Date.now() / 1000) + 2).sign(key);
+  const c = socket(s.url, short);
+  const got = record(c);
+  await connected(c);
+  const reason = await new Promise<string>((r) => c.once('disconnect', r));
+  t.is(reason, 'io server disconnect');
+  t.truthy(got.find((e) => e.event === 'session:expired'));
+});
+
+test.serial('an ERP change pokes each affected bucket once, at once, and the pull that follows sees it', async (t) => {
+  const device = new Device('salesman1', (cursor, limit) => s.post('/v1/sync/pull', { ...(cursor && { cursor }), limit }, { authorization: `Bearer ${tokens.salesman1}` }));
+  await device.catchUp(1000);
+  const c = socket(s.url, tokens.salesman1);
+  const got = record(c);
+  await connected(c);
+  await s.settle();
+  await wait(250); // quiet spell
+  got.length = 0;
+  await erp.none('UPDATE stock SET qty = 321 WHERE product_id = 3 AND warehouse_id = 1');
+  const visible = await visibleAt(erp);
+  await until(() => poked(got, 'stock:1').length > 0, 'the poke');
+  await wait(400); // a whole window: no second poke may follow
+  const pokes = got.filter((e) => e.event === 'sync:poke');
+  t.is(pokes.length, 1, JSON.stringify(got));
+  t.deepEqual(pokes[0]!.data.buckets, ['stock:1']);
+  t.true(pokes[0]!.at - visible < 150, `leading edge: ${pokes[0]!.at - visible} ms after the commit became visible`);
+  await until(() => got.some((e) => e.event === 'stock:changed'), 'stock:changed');
+  const stock = got.filter((e) => e.event === 'stock:changed');
+  t.deepEqual(stock.at(-1)?.data.items, [{ productId: 3, warehouseId: 1, qty: 321, reserved: 0 }]);
+  await device.catchUp(1000);
+  t.is([...device.table('stock').values()].find((r) => r.row.product === 3)!.row.qty, 321, 'the pull after the poke has it');
+});
+
+test.serial('a burst of 1,000 stock updates becomes a handful of messages with the last quantities', async (t) => {
+  const c = socket(s.url, tokens.warehouse);
+  const got = record(c);
+  await connected(c);
+  await wait(250);
+  const started = Date.now();
+  for (let i = 1; i <= 1000; i++) await erp.none('UPDATE stock SET qty = $1 WHERE product_id = $2 AND warehouse_id = 2', [i, 1 + (i % 10)]);
+  const took = Date.now() - started;
+  await s.settle();
+  await wait(600);
+  const pokes = got.filter((e) => e.event === 'sync:poke' && e.data.buckets.includes('stock:2'));
+  const stock = got.filter((e) => e.event === 'stock:changed');
+  t.log(`1,000 commits in ${took} ms -> ${pokes.length} pokes, ${stock.length} stock:changed`);
+  // one per window while it lasts (+ leading and trailing edges); the watermark may hold
+  // the burst back and release it at once, which only makes fewer messages
+  t.true(pokes.length >= 1 && pokes.length <= Math.ceil((Date.now() - started) / 200) + 2, `${pokes.length} pokes`);
+  t.true(stock.length <= Math.ceil((Date.now() - started) / 200) + 2);
+  const latest = new Map<number, number>();
+  for (const e of stock) for (const it of e.data.items) if (it.warehouseId === 2) latest.set(it.productId, it.qty);
+  const db = await s.db.map('SELECT product_id, qty FROM stock WHERE warehouse_id = 2 AND product_id <= 10', [], (r: { product_id: number; qty: number }) => [r.product_id, r.qty] as const);
+  for (const [p, q] of db) t.is(latest.get(p), q, `product ${p}: the last quantity arrived`);
+});
+
+test.serial('rooms follow the bucket set: a salesman gets his order events, never another salesman’s', async (t) => {
+  const one = socket(s.url, tokens.salesman1);
+  const two = socket(s.url, tokens.salesman2);
+  const admin = socket(s.url, tokens.admin);
+  const [g1, g2, ga] = [record(one), record(two), record(admin)];
+  await Promise.all([connected(one), connected(two), connected(admin)]);
+  const id = '22222222-2222-4222-8222-222222222222';
+  await erp.none(`INSERT INTO orders (id, client_id, salesman_id, warehouse_id, total) VALUES ($1, 4, 1, 1, 5)`, [id]);
+  await erp.none(`UPDATE orders SET status = 'confirmed' WHERE id = $1`, [id]);
+  await s.settle();
+  await until(() => ga.some((e) => e.event === 'order:status' && e.data.status === 'confirmed'), 'order:status');
+  await wait(300);
+  const statuses = (g: typeof g1) => g.filter((e) => e.event === 'order:status' && e.data.orderId === id).map((e) => e.data.status);
+  t.deepEqual(statuses(g1).at(-1), 'confirmed');
+  t.deepEqual(statuses(ga).at(-1), 'confirmed', 'managers see every order');
+  t.deepEqual(statuses(g2), [], 'never another salesman’s');
+  t.false(g2.some((e) => e.event === 'sync:poke' && e.data.buckets.some((b: string) => b === 'orders:1' || b === 'clients:1')));
+
+  // client 5 moves from salesman 2 to salesman 1: salesman 1's rooms grow, salesman 2 is told to pull
+  const before = g2.length;
+  await erp.none('UPDATE clients SET salesman_id = 1 WHERE id = 5');
+  await until(() => g2.slice(before).some((e) => e.event === 'sync:poke' && e.data.buckets.includes('clients:2')), 'the poke for the moved client');
+  t.pass();
+});
+
+test.serial('the doorbell connection killed is re-established and no poke is lost', async (t) => {
+  const c = socket(s.url, tokens.salesman1);
+  const got = record(c);
+  await connected(c);
+  await erp.one(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'`);
+  await erp.none('UPDATE stock SET qty = 77 WHERE product_id = 4 AND warehouse_id = 1'); // while it is down
+  // no settle() here: the heads must be moved by the doorbell itself
+  await until(() => poked(got, 'stock:1').length > 0, 'the poke of the change made while LISTEN was down');
+  await until(() => s.doorbell.isListening, 'LISTEN re-established');
+  const n = got.length;
+  await erp.none('UPDATE stock SET qty = 78 WHERE product_id = 4 AND warehouse_id = 1');
+  await until(() => got.slice(n).some((e) => e.event === 'sync:poke'), 'a later poke');
+  t.pass();
+});
+
+test.serial('a short disconnect is recovered: the socket keeps its session and gets the events it missed', async (t) => {
+  const c = socket(s.url, tokens.salesman1);
+  const got = record(c);
+  await connected(c);
+  // a client resumes from the last broadcast it received: receive one first
+  await erp.none('UPDATE stock SET qty = 554 WHERE product_id = 5 AND warehouse_id = 1');
+  await until(() => got.some((e) => e.event === 'sync:poke'), 'a first poke');
+  got.length = 0;
+  const id = c.id!;
+  c.io.engine.close(); // the network drops
+  await until(() => !s.io.of('/').sockets.has(id), 'the server to notice');
+  await erp.none('UPDATE stock SET qty = 555 WHERE product_id = 5 AND warehouse_id = 1');
+  await s.settle();
+  await wait(300); // the poke goes out while the phone is away
+  c.connect();
+  await connected(c);
+  t.true(c.recovered, 'connection state recovered');
+  await until(() => poked(got, 'stock:1').length > 0, 'the missed poke');
+});
+
+test('with LISTEN disabled (PgBouncer), polling the watermark still pokes', async (t) => {
+  const polled = await startTestServer({ DOORBELL_LISTEN: 'false', DOORBELL_POLL_MS: '50', POKE_WINDOW_MS: '100' });
+  try {
+    await loadFixture(polled.db);
+    await polled.settle();
+    t.false(polled.doorbell.isListening);
+    const login = await polled.post('/v1/auth/login', { email: 'warehouse@fixture.test', password: FIXTURE_PASSWORD });
+    const c = socket(polled.url, ((await login.json()) as { token: string }).token);
+    const got = record(c);
+    await connected(c);
+    const pool = erpPool(polled.tdb.url, 1);
+    await pool.none('UPDATE stock SET qty = 9 WHERE product_id = 1 AND warehouse_id = 3');
+    await pool.$pool.end();
+    await until(() => poked(got, 'stock:3').length > 0, 'a poke from polling');
+    t.pass();
+  } finally {
+    await polled.close();
+  }
+});
+
+test('two instances sharing Redis: a socket on either gets each event exactly once', async (t) => {
+  const a = await startTestServer({ REDIS_URL: REDIS, POKE_WINDOW_MS: '100' });
+  try {
+    await loadFixture(a.db);
+    await a.settle();
+    // a second app instance on the same database and Redis
+    const { loadConfig } = await import('../../src/config.js');
+    const { createLogger } = await import('../../src/observability/logger.js');
+    const { startServer } = await import('../../src/server.js');
+    const b = await startServer(
+      loadConfig({ DATABASE_URL: a.tdb.url, JWT_SECRET: TEST_SECRET, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', REDIS_URL: REDIS, POKE_WINDOW_MS: '100' }),
+      createLogger('silent'),
+    );
+    try {
+      const login = await a.post('/v1/auth/login', { email: 'warehouse@fixture.test', password: FIXTURE_PASSWORD });
+      const token = ((await login.json()) as { token: string }).token;
+      const onA = socket(a.url, token);
+      const onB = socket(b.url, token);
+      const [ga, gb] = [record(onA), record(onB)];
+      await Promise.all([connected(onA), connected(onB)]);
+      await wait(300);
+      const pool = erpPool(a.tdb.url, 1);
+      await pool.none('UPDATE stock SET qty = 4242 WHERE product_id = 2 AND warehouse_id = 3');
+      await pool.$pool.end();
+      await until(() => poked(ga, 'stock:3').length > 0 && poked(gb, 'stock:3').length > 0, 'both sockets poked');
+      await wait(500); // no duplicate may follow
+      for (const [name, g] of [['A', ga], ['B', gb]] as const) {
+        const pokes = g.filter((e) => e.event === 'sync:poke' && e.data.buckets.includes('stock:3'));
+        t.is(pokes.length, 1, `socket on ${name}: ${JSON.stringify(g.map((e) => e.event))}`);
+      }
+    } finally {
+      await b.stop();
+    }
+  } finally {
+    await a.close();
+  }
+});
