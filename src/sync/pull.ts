@@ -188,12 +188,11 @@ export class PullService {
       this.metrics.rowsServed.inc({ collection: name, kind: 'delete' }, c.deleted.length);
     }
     const hasMore = set.some((b) => !caughtUp(positions[b], this.heads.head(b)));
-    const sums: Record<string, number> = {};
-    for (const b of set) {
-      if (!caughtUp(positions[b], this.heads.head(b))) continue;
-      const sum = await this.checksums.get(b, profile);
-      if (sum !== undefined) sums[b] = sum;
-    }
+    // A checksum not cached yet (its bucket just changed) is computed in the background and
+    // rides on the next pull: recomputing a 20,000-row bucket here would delay the very
+    // pull a poke triggers. An empty bucket's checksum is known without asking.
+    const sums: Record<string, number> = this.cachedChecksums(set, positions, profile);
+    for (const b of set) if (this.heads.head(b) === 0n && caughtUp(positions[b], 0n)) sums[b] = 0;
     const next = this.encode(p, app, hash, epoch, set, positions);
     return answer(this.body(next, hasMore, sums, set, added, removed, out, profile), hasMore, false);
   }

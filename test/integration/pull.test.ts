@@ -92,7 +92,7 @@ test.serial('gzip is served when asked and decodes to the same JSON; br for clie
   );
   t.is(gz.encoding, 'gzip');
   const decoded = JSON.parse(gunzipSync(gz.body).toString('utf8')) as PullBody;
-  t.deepEqual({ ...decoded, cursor: '' }, { ...(plain as PullBody), cursor: '' });
+  t.deepEqual([decoded.changes, decoded.buckets], [(plain as PullBody).changes, (plain as PullBody).buckets]);
   t.true(gz.body.length < JSON.stringify(plain).length / 3);
   const br = await fetch(`${s.url}/v1/sync/pull`, { method: 'POST', headers: { ...headers, 'accept-encoding': 'br' }, body });
   t.is(br.headers.get('content-encoding'), 'br');
@@ -160,7 +160,11 @@ test.serial('a tombstone older (by transaction id) than a later-committed re-ins
 test.serial('the no-change pull is answered without any PostgreSQL query', async (t) => {
   const d = device('salesman1');
   await d.catchUp(5000);
-  await d.pullOnce(5000); // checksums computed and cached by now
+  // checksums are computed in the background after a change: wait until all are there
+  for (let i = 0; i < 200 && Object.keys(d.last!.checksums).length < d.last!.buckets.current.length; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    await d.pullOnce(5000);
+  }
   const before = queriesSent(s.db);
   const fast0 = await s.fetch('/metrics').then((r) => r.text());
   for (let i = 0; i < 20; i++) {
