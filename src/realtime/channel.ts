@@ -10,6 +10,9 @@ import type { Logger } from '../observability/logger.js';
 import { userRoom, type ClientToServerEvents, type InterServerEvents, type ServerToClientEvents, type SocketData } from '../protocol/events.js';
 import type { BucketSets } from '../sync/bucket-set.js';
 
+/** Outgoing packets a socket may have waiting before it is cut off. */
+const MAX_BUFFERED = 1000;
+
 export type Io = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 export type RtSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
@@ -80,6 +83,21 @@ export function createChannel(http: HttpServer, opts: ChannelOptions): Io {
       next(Object.assign(new Error(e.message), { data: { code: e.code, status: e.status } }));
     }
   });
+
+  // A client that stops reading (a phone in a tunnel with its socket half-open) must not
+  // make the server buffer events for it without bound: past MAX_BUFFERED packets it is
+  // disconnected, and recovers what it missed when it comes back.
+  const sweep = setInterval(() => {
+    for (const socket of io.of('/').sockets.values()) {
+      const buffered = (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
+      if (buffered > MAX_BUFFERED) {
+        opts.log.warn({ userId: socket.data.userId, buffered }, 'push channel: slow client disconnected');
+        socket.conn.close();
+      }
+    }
+  }, 5000);
+  sweep.unref();
+  io.engine.on('close', () => clearInterval(sweep));
 
   io.on('connection', (socket) => {
     if (!socket.recovered) void socket.join([...socket.data.buckets, userRoom(socket.data.userId)]);

@@ -82,6 +82,21 @@ test.serial('the handshake refuses missing, forged and expired tokens, and accep
   t.true(good.connected);
 });
 
+test('connections are limited per client IP', async (t) => {
+  const limited = await startTestServer({ SOCKET_CONNECTS_PER_IP_PER_MINUTE: '2' });
+  try {
+    await loadFixture(limited.db);
+    const login = await limited.post('/v1/auth/login', { email: 'warehouse@fixture.test', password: FIXTURE_PASSWORD });
+    const token = ((await login.json()) as { token: string }).token;
+    await connected(socket(limited.url, token));
+    await connected(socket(limited.url, token));
+    const third = await connected(socket(limited.url, token)).catch((e: Error & { data?: { code: string } }) => e);
+    t.like(third, { data: { code: 'rate-limited' } });
+  } finally {
+    await limited.close();
+  }
+});
+
 test.serial('a token that expires while connected ends the session with session:expired', async (t) => {
   const key = new TextEncoder().encode(TEST_SECRET);
   const short = await new SignJWT({ role: 'salesman', salesmanId: 2 }).setProtectedHeader({ alg: 'HS256' }).setSubject('4')
