@@ -60,6 +60,19 @@ export const options = {
   POKE_MAX_SPREAD_MS: { schema: int(0, 600_000), default: '10000', doc: 'Upper bound of pullWithinMs.' },
   SOCKET_CONNECTS_PER_IP_PER_MINUTE: { schema: int(1, 1_000_000), default: '600', doc: 'Push channel connections accepted per client IP per minute (a NAT of phones shares an IP).' },
   DOORBELL_LISTEN: { schema: bool, default: 'true', doc: 'Use LISTEN/NOTIFY on a dedicated connection; set false behind PgBouncer in transaction mode (polling only). Ignored in embedded mode (always polling).' },
+  S3_ENDPOINT: { schema: url('http:', 'https:'), doc: 'S3-compatible endpoint for product images (MinIO, R2, ...). Unset with no S3_BUCKET override: an in-process s3rver with files under DATA_DIR/media (embedded mode and tests).' },
+  S3_BUCKET: { schema: z.string().min(3).max(63), default: 'fieldsync-media', doc: 'Bucket of product images.' },
+  S3_REGION: { schema: z.string().min(1), default: 'us-east-1', doc: 'S3 region.' },
+  S3_ACCESS_KEY_ID: { schema: z.string().min(1), doc: 'S3 credentials (default: the SDK chain: env, profile, instance role).' },
+  S3_SECRET_ACCESS_KEY: { schema: z.string().min(1), doc: 'S3 credentials.' },
+  S3_FORCE_PATH_STYLE: { schema: bool, default: 'true', doc: 'Path-style URLs (MinIO, s3rver); false for virtual-hosted AWS buckets.' },
+  MEDIA_BASE_URL: { schema: url('http:', 'https:'), doc: 'Public URL of the bucket (a CDN): image URLs become MEDIA_BASE_URL/<key>. Unset: served by this app at /v1/media/<key> (or presigned, see MEDIA_PRESIGN).' },
+  MEDIA_PRESIGN: { schema: bool, default: 'false', doc: 'Private bucket without CDN: hand out short-lived presigned GET URLs.' },
+  MEDIA_PRESIGN_SECONDS: { schema: int(60, 7 * 24 * 3600), default: '3600', doc: 'Lifetime of presigned image URLs.' },
+  MEDIA_MAX_BYTES: { schema: int(1024, 200 * 1024 * 1024), default: String(20 * 1024 * 1024), doc: 'Largest image upload; larger answers 413.' },
+  MEDIA_MAX_PIXELS: { schema: int(1, 1_000_000_000), default: '50000000', doc: 'Largest image in pixels (decompression bombs answer 422).' },
+  IMAGE_CONCURRENCY: { schema: int(1, 64), default: '2', doc: 'Images processed at once, so uploads cannot starve sync requests.' },
+  MEDIA_GRACE_HOURS: { schema: int(0, 24 * 365), default: '24', doc: 'A replaced image is deleted from storage this long after no product points at it.' },
   DOORBELL_POLL_MS: { schema: int(10, 60_000), default: '500', doc: 'How often the watermark is polled: the change doorbell when LISTEN/NOTIFY is unavailable (embedded, PgBouncer) and a safety net otherwise.' },
 } satisfies Record<string, Option>;
 
@@ -88,6 +101,8 @@ export interface Config {
   login: { maxPerIp: number; maxFailuresPerEmail: number };
   doorbell: { pollMs: number; listen: boolean };
   redisUrl: string | undefined;
+  s3: { endpoint: string | undefined; bucket: string; region: string; accessKeyId: string | undefined; secretAccessKey: string | undefined; forcePathStyle: boolean };
+  media: { baseUrl: string | undefined; presign: boolean; presignSeconds: number; maxBytes: number; maxPixels: number; concurrency: number; graceHours: number };
   realtime: { windowMs: number; spreadPerSocketMs: number; maxSpreadMs: number; connectsPerIpPerMinute: number };
   sync: {
     cursorSecret: string | undefined;
@@ -152,6 +167,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     login: { maxPerIp: r.LOGIN_MAX_PER_IP!, maxFailuresPerEmail: r.LOGIN_MAX_FAILURES_PER_EMAIL! },
     doorbell: { pollMs: r.DOORBELL_POLL_MS!, listen: r.DOORBELL_LISTEN! },
     redisUrl: r.REDIS_URL,
+    s3: {
+      endpoint: r.S3_ENDPOINT,
+      bucket: r.S3_BUCKET!,
+      region: r.S3_REGION!,
+      accessKeyId: r.S3_ACCESS_KEY_ID,
+      secretAccessKey: r.S3_SECRET_ACCESS_KEY,
+      forcePathStyle: r.S3_FORCE_PATH_STYLE!,
+    },
+    media: {
+      baseUrl: r.MEDIA_BASE_URL,
+      presign: r.MEDIA_PRESIGN!,
+      presignSeconds: r.MEDIA_PRESIGN_SECONDS!,
+      maxBytes: r.MEDIA_MAX_BYTES!,
+      maxPixels: r.MEDIA_MAX_PIXELS!,
+      concurrency: r.IMAGE_CONCURRENCY!,
+      graceHours: r.MEDIA_GRACE_HOURS!,
+    },
     realtime: {
       windowMs: r.POKE_WINDOW_MS!,
       spreadPerSocketMs: r.POKE_SPREAD_PER_SOCKET_MS!,

@@ -17,6 +17,7 @@ export const errorCatalogue = {
   'unprocessable': { status: 422, title: 'The request is well-formed but refers to data that does not fit' },
   'payload-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'Send the body as application/json' },
+  'unsupported-image': { status: 415, title: 'The bytes are not an accepted image format' },
   'rate-limited': { status: 429, title: 'Too many requests; retry later' },
   'cursor-invalid': { status: 400, title: 'The cursor is malformed, altered, or belongs to another user or app' },
   'cursor-expired': { status: 410, title: 'The cursor can no longer be served; restart the named buckets' },

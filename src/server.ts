@@ -18,6 +18,10 @@ import { pushRoutes } from './http/routes/push.js';
 import { syncRoutes } from './http/routes/sync.js';
 import { systemRoutes } from './http/routes/system.js';
 import { Redis } from 'ioredis';
+import { mediaRoutes } from './http/routes/media.js';
+import { MediaService } from './images/service.js';
+import { startEmbeddedS3 } from './storage/embedded.js';
+import { Storage } from './storage/s3.js';
 import { Lifecycle } from './lifecycle.js';
 import { createChannel, type Io } from './realtime/channel.js';
 import { Notifier } from './realtime/notifier.js';
@@ -40,6 +44,7 @@ export interface RunningServer {
   heads: Heads;
   metrics: Metrics;
   io: Io;
+  media: MediaService;
   tokens: Tokens;
   /** true when running on the embedded PGlite database */
   embedded: boolean;
@@ -145,6 +150,35 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       metrics,
     );
 
+    let s3Endpoint = config.s3.endpoint;
+    const s3Keys = { accessKeyId: config.s3.accessKeyId, secretAccessKey: config.s3.secretAccessKey };
+    if (!s3Endpoint) {
+      const s3 = await startEmbeddedS3(config.dataDir, config.s3.bucket);
+      life.onStop('embedded s3', s3.stop);
+      s3Endpoint = s3.endpoint;
+      Object.assign(s3Keys, { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+      log.info({ dir: config.dataDir }, 'embedded S3 (s3rver) started');
+    }
+    const storage = new Storage({ ...config.s3, ...s3Keys, endpoint: s3Endpoint });
+    life.onStop('storage', () => storage.close());
+    let announceImage: (productId: number, thumb: string) => void = () => undefined;
+    const media = new MediaService(
+      db,
+      storage,
+      {
+        maxPixels: config.media.maxPixels,
+        concurrency: config.media.concurrency,
+        urlMode: config.media.baseUrl ? 'cdn' : config.media.presign ? 'presigned' : 'proxy',
+        baseUrl: config.media.baseUrl,
+        presignSeconds: config.media.presignSeconds,
+      },
+      log,
+      (productId, thumb) => announceImage(productId, thumb),
+    );
+    const cleanup = setInterval(() => void media.cleanup(config.media.graceHours).catch((err: unknown) => log.warn({ err }, 'media cleanup failed')), 3600_000);
+    cleanup.unref();
+    life.onStop('media cleanup', () => clearInterval(cleanup));
+
     const audit = new AuditLog(db, log);
     life.onStop('audit log', () => audit.stop());
     const push = new PushService(db, audit, metrics);
@@ -154,7 +188,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       tokens,
       metrics,
       early: [fastPull(pulls, tokens, { ...config.sync, bodyLimitBytes: config.http.bodyLimitBytes })],
-      routes: [...systemRoutes(db, metrics), ...authRoutes(login), ...adminUserRoutes(db), ...syncRoutes(pulls, config.sync), ...pushRoutes(push)],
+      routes: [...systemRoutes(db, metrics, storage), ...authRoutes(login), ...adminUserRoutes(db), ...syncRoutes(pulls, config.sync), ...pushRoutes(push),
+        ...mediaRoutes(db, media, storage, heads, config.media.maxBytes)],
       bodyLimitBytes: config.http.bodyLimitBytes,
       trustProxy: config.http.trustProxy,
     });
@@ -186,6 +221,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       trustProxy: config.http.trustProxy,
     });
     const notifier = new Notifier(io, db, heads, sets, redis, log, config.realtime);
+    announceImage = (productId, thumb) => void io.to('catalog').emit('catalog:image', { productId, thumb });
     life.onStop('push channel', async () => {
       notifier.stop();
       io.disconnectSockets(true);
@@ -196,7 +232,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const serverUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
     log.info({ url: serverUrl, embedded }, 'fieldsync listening');
 
-    return { url: serverUrl, db, doorbell, heads, metrics, io, tokens, embedded, stop: () => life.stop() };
+    return { url: serverUrl, db, doorbell, heads, metrics, io, media, tokens, embedded, stop: () => life.stop() };
   } catch (err) {
     await life.stop();
     throw err;

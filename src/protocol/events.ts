@@ -10,6 +10,8 @@ export interface ServerToClientEvents {
   'stock:changed': (e: { items: { productId: number; warehouseId: number; qty: number; reserved: number }[] }) => void;
   /** an order's status as the ERP or a push left it */
   'order:status': (e: { orderId: string; status: string; updatedAt: number }) => void;
+  /** a product's image changed (to the catalog room): fetch the new thumb */
+  'catalog:image': (e: { productId: number; thumb: string }) => void;
   /** the token expired: the server closes the connection; log in and reconnect */
   'session:expired': (e: { at: number }) => void;
 }

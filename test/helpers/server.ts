@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
@@ -26,6 +29,7 @@ export interface TestServer extends RunningServer {
  */
 export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
   const tdb = await createTestDatabase({ migrate: false });
+  const dataDir = await mkdtemp(join(tmpdir(), 'fieldsync-test-')); // the embedded S3's files
   const config = loadConfig({
     DATABASE_URL: tdb.url,
     JWT_SECRET: TEST_SECRET,
@@ -34,6 +38,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     SEED_DEMO: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     DB_POOL_MAX: '5',
+    DATA_DIR: dataDir,
     ...env,
   });
   const server = await startServer(config, createLogger(config.log.level));
@@ -62,6 +67,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     async close() {
       await server.stop();
       await tdb.drop();
+      await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

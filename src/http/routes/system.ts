@@ -1,5 +1,6 @@
 import type { Db } from '../../db/pg.js';
 import type { Metrics } from '../../observability/metrics.js';
+import type { Storage } from '../../storage/s3.js';
 import { errorCatalogue, type ErrorCode } from '../../errors.js';
 import { AppError } from '../../errors.js';
 import { route } from '../route.js';
@@ -19,7 +20,7 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   }
 }
 
-export function systemRoutes(db: Db, metrics: Metrics) {
+export function systemRoutes(db: Db, metrics: Metrics, storage: Storage) {
   return [
     route({
       method: 'GET',
@@ -46,6 +47,12 @@ export function systemRoutes(db: Db, metrics: Metrics) {
           checks.postgres = 'ok';
         } catch (err) {
           checks.postgres = (err as Error).message;
+        }
+        try {
+          await within(2000, storage.check());
+          checks.s3 = 'ok';
+        } catch (err) {
+          checks.s3 = (err as Error).message || 'unreachable';
         }
         const ready = Object.values(checks).every((c) => c === 'ok');
         return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not-ready', checks }, headers: { 'Cache-Control': 'no-store' } };
