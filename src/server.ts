@@ -19,9 +19,8 @@ import { syncRoutes } from './http/routes/sync.js';
 import { systemRoutes } from './http/routes/system.js';
 import { Redis } from 'ioredis';
 import { mediaRoutes } from './http/routes/media.js';
-import { MediaService } from './images/service.js';
-import { startEmbeddedS3 } from './storage/embedded.js';
-import { Storage } from './storage/s3.js';
+import type { MediaService } from './images/service.js';
+import { createMediaStack } from './images/stack.js';
 import { Lifecycle } from './lifecycle.js';
 import { createChannel, type Io } from './realtime/channel.js';
 import { Notifier } from './realtime/notifier.js';
@@ -114,9 +113,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const migrated = await migrate(db);
     log.info(migrated, 'database migrated');
 
+    let seeded = false;
     if (config.seedDemo ?? embedded) {
       const { n } = await db.one<{ n: number }>('SELECT count(*) AS n FROM users');
       if (n === 0) {
+        seeded = true;
         // loaded only when seeding: production processes never load the vocabulary
         const { seedDemo } = await import('./seed/load.js');
         const report = await seedDemo(db, { ...config.demo, log: (msg) => log.info(msg) });
@@ -150,31 +151,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       metrics,
     );
 
-    let s3Endpoint = config.s3.endpoint;
-    const s3Keys = { accessKeyId: config.s3.accessKeyId, secretAccessKey: config.s3.secretAccessKey };
-    if (!s3Endpoint) {
-      const s3 = await startEmbeddedS3(config.dataDir, config.s3.bucket);
-      life.onStop('embedded s3', s3.stop);
-      s3Endpoint = s3.endpoint;
-      Object.assign(s3Keys, { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
-      log.info({ dir: config.dataDir }, 'embedded S3 (s3rver) started');
-    }
-    const storage = new Storage({ ...config.s3, ...s3Keys, endpoint: s3Endpoint });
-    life.onStop('storage', () => storage.close());
     let announceImage: (productId: number, thumb: string) => void = () => undefined;
-    const media = new MediaService(
-      db,
-      storage,
-      {
-        maxPixels: config.media.maxPixels,
-        concurrency: config.media.concurrency,
-        urlMode: config.media.baseUrl ? 'cdn' : config.media.presign ? 'presigned' : 'proxy',
-        baseUrl: config.media.baseUrl,
-        presignSeconds: config.media.presignSeconds,
-      },
-      log,
-      (productId, thumb) => announceImage(productId, thumb),
-    );
+    const { storage, media, stop: stopMedia } = await createMediaStack(config, db, log, (productId, thumb) => announceImage(productId, thumb));
+    life.onStop('media storage', stopMedia);
+    if (seeded) {
+      const { attachDemoImages } = await import('./images/demo.js');
+      log.info({ products: await attachDemoImages(db, media) }, 'demo images attached');
+    }
     const cleanup = setInterval(() => void media.cleanup(config.media.graceHours).catch((err: unknown) => log.warn({ err }, 'media cleanup failed')), 3600_000);
     cleanup.unref();
     life.onStop('media cleanup', () => clearInterval(cleanup));

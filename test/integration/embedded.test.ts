@@ -34,7 +34,12 @@ test('the embedded mode boots from nothing, migrates, seeds, answers a login, an
       const { n } = await first.db.one<{ n: number }>('SELECT count(*) AS n FROM products');
       t.true(n > 0, 'demo products seeded');
       const ready = await fetch(`${first.url}/ready`);
-      t.is(ready.status, 200);
+      t.is(ready.status, 200, 'PostgreSQL and the embedded S3 answer');
+      const img = await first.db.one<{ n: number; key: string }>(`SELECT count(*) AS n, min(image_key) AS key FROM products WHERE image_key IS NOT NULL`);
+      t.true(img.n > 0, 'demo images attached');
+      const thumb = await fetch(`${first.url}/v1/media/${img.key}/thumb.webp`);
+      t.is(thumb.status, 200);
+      t.is(thumb.headers.get('content-type'), 'image/webp');
     } finally {
       await first.stop();
     }

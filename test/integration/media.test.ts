@@ -233,3 +233,38 @@ test.serial('replaced images are deleted after the grace period, never while a p
   const current = (await s.db.one<{ image_key: string }>('SELECT image_key FROM products WHERE id = 2')).image_key;
   t.is((await keysUnder(`${current}/`)).length, 5, 'the current image untouched');
 });
+
+test.serial('npm run media:import stores images named by SKU and lists the unknown SKUs', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { writeFile } = await import('node:fs/promises');
+  const dir = await mkdtemp(join(tmpdir(), 'fieldsync-import-'));
+  try {
+    await writeFile(join(dir, 'SKU-7.jpg'), await portrait());
+    await writeFile(join(dir, 'SKU-8.png'), await pngAlpha());
+    await writeFile(join(dir, 'NOPE-1.jpg'), await portrait());
+    await writeFile(join(dir, 'notes.txt'), 'not an image, not imported');
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/media.ts', 'import', dir],
+        {
+          env: {
+            ...process.env,
+            DATABASE_URL: s.tdb.url,
+            S3_ENDPOINT: `http://127.0.0.1:${s3port}`,
+            S3_BUCKET: 'media',
+            S3_ACCESS_KEY_ID: 'S3RVER',
+            S3_SECRET_ACCESS_KEY: 'S3RVER',
+          },
+        },
+        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+      ),
+    );
+    t.regex(out, /2 images stored, 0 unchanged, 1 unknown SKUs, 0 failed/);
+    t.regex(out, /unknown SKUs: NOPE-1/);
+    const rows = await s.db.map('SELECT id FROM products WHERE id IN (7, 8) AND image_key IS NOT NULL', [], (r: { id: number }) => r.id);
+    t.deepEqual(rows.sort(), [7, 8]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
