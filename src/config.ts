@@ -71,7 +71,8 @@ export const options = {
   MEDIA_PRESIGN_SECONDS: { schema: int(60, 7 * 24 * 3600), default: '3600', doc: 'Lifetime of presigned image URLs.' },
   MEDIA_MAX_BYTES: { schema: int(1024, 200 * 1024 * 1024), default: String(20 * 1024 * 1024), doc: 'Largest image upload; larger answers 413.' },
   MEDIA_MAX_PIXELS: { schema: int(1, 1_000_000_000), default: '50000000', doc: 'Largest image in pixels (decompression bombs answer 422).' },
-  IMAGE_CONCURRENCY: { schema: int(1, 64), default: '2', doc: 'Images processed at once, so uploads cannot starve sync requests.' },
+  IMAGE_CONCURRENCY: { schema: int(1, 64), default: '1', doc: 'Images processed at once, so uploads cannot starve sync requests.' },
+  IMAGE_THREADS: { schema: int(1, 64), default: '1', doc: 'Threads libvips (sharp) uses per image; with IMAGE_CONCURRENCY it bounds the cores image work can take from sync.' },
   MEDIA_GRACE_HOURS: { schema: int(0, 24 * 365), default: '24', doc: 'A replaced image is deleted from storage this long after no product points at it.' },
   DOORBELL_POLL_MS: { schema: int(10, 60_000), default: '500', doc: 'How often the watermark is polled: the change doorbell when LISTEN/NOTIFY is unavailable (embedded, PgBouncer) and a safety net otherwise.' },
 } satisfies Record<string, Option>;
@@ -102,7 +103,7 @@ export interface Config {
   doorbell: { pollMs: number; listen: boolean };
   redisUrl: string | undefined;
   s3: { endpoint: string | undefined; bucket: string; region: string; accessKeyId: string | undefined; secretAccessKey: string | undefined; forcePathStyle: boolean };
-  media: { baseUrl: string | undefined; presign: boolean; presignSeconds: number; maxBytes: number; maxPixels: number; concurrency: number; graceHours: number };
+  media: { baseUrl: string | undefined; presign: boolean; presignSeconds: number; maxBytes: number; maxPixels: number; concurrency: number; threads: number; graceHours: number };
   realtime: { windowMs: number; spreadPerSocketMs: number; maxSpreadMs: number; connectsPerIpPerMinute: number };
   sync: {
     cursorSecret: string | undefined;
@@ -182,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBytes: r.MEDIA_MAX_BYTES!,
       maxPixels: r.MEDIA_MAX_PIXELS!,
       concurrency: r.IMAGE_CONCURRENCY!,
+      threads: r.IMAGE_THREADS!,
       graceHours: r.MEDIA_GRACE_HOURS!,
     },
     realtime: {

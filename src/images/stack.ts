@@ -1,3 +1,4 @@
+import sharp from 'sharp';
 import type { Config } from '../config.js';
 import type { Db } from '../db/pg.js';
 import type { Logger } from '../observability/logger.js';
@@ -15,6 +16,9 @@ export async function createMediaStack(
   log: Logger,
   onChange?: (productId: number, thumb: string) => void,
 ): Promise<{ storage: Storage; media: MediaService; stop(): Promise<void> }> {
+  // libvips threads are process-wide: together with the upload concurrency they bound the
+  // cores image work can take from sync requests
+  sharp.concurrency(config.media.threads);
   let endpoint = config.s3.endpoint;
   const keys = { accessKeyId: config.s3.accessKeyId, secretAccessKey: config.s3.secretAccessKey };
   let stopS3: () => Promise<void> = async () => undefined;

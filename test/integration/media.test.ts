@@ -268,3 +268,23 @@ test.serial('npm run media:import stores images named by SKU and lists the unkno
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test.serial('connected apps get catalog:image with the new thumb', async (t) => {
+  const { io } = await import('socket.io-client');
+  const c = io(s.url, { path: '/socket.io', transports: ['websocket'], auth: { token: tokens.salesman1 }, reconnection: false });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      c.once('connect', () => resolve());
+      c.once('connect_error', reject);
+    });
+    const event = new Promise<{ productId: number; thumb: string }>((resolve) => c.once('catalog:image', resolve));
+    const img = await sharp({ create: { width: 300, height: 300, channels: 3, background: '#8e44ad' } }).jpeg().toBuffer();
+    t.is((await put(9, img)).status, 201);
+    const e = await event;
+    t.is(e.productId, 9);
+    t.regex(e.thumb, /^\/v1\/media\/products\/9\/[0-9a-f]{16}-[0-9a-f]{6}\/thumb\.webp$/);
+    t.is((await s.fetch(e.thumb)).status, 200);
+  } finally {
+    c.disconnect();
+  }
+});
