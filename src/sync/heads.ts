@@ -53,8 +53,8 @@ UNION ALL SELECT b, tx::text FROM (${parts.map((p) => `(${p})`).join('\n UNION A
 })();
 
 /** After a ring, re-check this often while transactions are in flight, for this long. */
-const CHASE_MS = 15;
-const CHASE_FOR_MS = 2000;
+const CHASE_MS = 20;
+const CHASE_FOR_MS = 10_000;
 
 export interface Lag {
   transactions: number;
@@ -125,10 +125,10 @@ export class Heads extends EventEmitter<HeadsEvents> {
    * Brings the heads up to the current watermark (coalesced, single-flight).
    *
    * A ring (NOTIFY at commit) can come while another transaction still holds the
-   * watermark below the change; when that one ends, nothing rings. So for a short while
+   * watermark below the change; when that one ends, nothing rings. So for CHASE_FOR_MS
    * after a ring, as long as transactions are in flight, the heads re-check every
-   * CHASE_MS: the change is poked within milliseconds of becoming visible, not at the
-   * next poll.
+   * CHASE_MS (one cheap indexed statement): the change is poked within milliseconds of
+   * becoming visible, not at the next poll.
    */
   refresh(): Promise<void> {
     if (this.stopped) return Promise.resolve();
