@@ -288,3 +288,22 @@ test.serial('connected apps get catalog:image with the new thumb', async (t) => 
     c.disconnect();
   }
 });
+
+test.serial('with MEDIA_PRESIGN, image URLs are short-lived presigned S3 URLs', async (t) => {
+  const { MediaService } = await import('../../src/images/service.js');
+  const { Storage } = await import('../../src/storage/s3.js');
+  const storage = new Storage({ endpoint: `http://127.0.0.1:${s3port}`, region: 'us-east-1', bucket: 'media', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true });
+  const log = (await import('pino')).pino({ level: 'silent' });
+  const presigned = new MediaService(s.db, storage, { maxPixels: 50e6, concurrency: 1, urlMode: 'presigned', baseUrl: undefined, presignSeconds: 60 }, log);
+  const cdn = new MediaService(s.db, storage, { maxPixels: 50e6, concurrency: 1, urlMode: 'cdn', baseUrl: 'https://cdn.example/', presignSeconds: 60 }, log);
+  const uploaded = await put(10, await sharp({ create: { width: 320, height: 240, channels: 3, background: '#d35400' } }).jpeg().toBuffer());
+  const key = ((await uploaded.json()) as ImageAnswer).image.variants.thumb!.key;
+  const url = await presigned.url(key);
+  t.regex(url, /X-Amz-Signature=.*/);
+  t.regex(url, /X-Amz-Expires=60/);
+  const res = await fetch(url);
+  t.is(res.status, 200);
+  t.is(res.headers.get('content-type'), 'image/webp');
+  t.is(await cdn.url(key), `https://cdn.example/${key}`);
+  storage.close();
+});
