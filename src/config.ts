@@ -55,6 +55,7 @@ export const options = {
   TOMBSTONE_RETENTION_DAYS: { schema: int(1, 3650), default: '30', doc: 'Deletes are kept this long; a device offline longer gets 410 and re-bootstraps the affected buckets.' },
   PRUNE_INTERVAL_MS: { schema: int(1000, 7 * 24 * 3600_000), default: '3600000', doc: 'How often old tombstones are pruned.' },
   REDIS_URL: { schema: url('redis:', 'rediss:'), doc: 'Redis for several processes: Socket.IO rooms and connection-state recovery shared through the Redis streams adapter. Unset: one process, in memory.' },
+  REDIS_KEY_PREFIX: { schema: z.string().regex(/^[\w.-]{1,64}$/), default: 'fieldsync', doc: 'Prefix of every Redis key and stream (the database name is appended), so deployments can share a Redis.' },
   POKE_WINDOW_MS: { schema: int(10, 60_000), default: '250', doc: 'Push channel coalescing window: the first change after a quiet spell is pushed at once, later ones within the window merge into one trailing message.' },
   POKE_SPREAD_PER_SOCKET_MS: { schema: z.coerce.number().min(0).max(1000), default: '2', doc: "A poke's pullWithinMs grows by this per socket in the room, so 1,000 phones do not pull in the same instant." },
   POKE_MAX_SPREAD_MS: { schema: int(0, 600_000), default: '10000', doc: 'Upper bound of pullWithinMs.' },
@@ -74,6 +75,13 @@ export const options = {
   IMAGE_CONCURRENCY: { schema: int(1, 64), default: '1', doc: 'Images processed at once, so uploads cannot starve sync requests.' },
   IMAGE_THREADS: { schema: int(1, 64), default: '1', doc: 'Threads libvips (sharp) uses per image; with IMAGE_CONCURRENCY it bounds the cores image work can take from sync.' },
   MEDIA_GRACE_HOURS: { schema: int(0, 24 * 365), default: '24', doc: 'A replaced image is deleted from storage this long after no product points at it.' },
+  SNAPSHOTS: { schema: bool, default: 'true', doc: 'Bootstrap shared buckets (catalog, prices, stock) from pre-built snapshot pages (Redis with REDIS_URL, else memory).' },
+  SNAPSHOT_PAGE_ROWS: { schema: int(1, 100_000), default: '5000', doc: 'Rows per snapshot page.' },
+  SNAPSHOT_MAX_AGE_SECONDS: { schema: int(5, 7 * 24 * 3600), default: '600', doc: 'Rebuild a snapshot older than this (it stays correct meanwhile: deltas follow it).' },
+  SNAPSHOT_MAX_DELTA_ROWS: { schema: int(0, 10_000_000), default: '5000', doc: 'Rebuild a snapshot once this many rows of its bucket changed since.' },
+  SNAPSHOT_GRACE_SECONDS: { schema: int(0, 24 * 3600), default: '300', doc: 'Old snapshot pages stay this long after their successor, for devices still downloading them.' },
+  SNAPSHOT_MEMORY_MAX_BYTES: { schema: int(1024 * 1024, 64 * 1024 * 1024 * 1024), default: String(256 * 1024 * 1024), doc: 'Without Redis: the in-memory snapshot store keeps at most this many bytes.' },
+  SNAPSHOT_URL_TTL_SECONDS: { schema: int(10, 24 * 3600), default: '600', doc: 'Lifetime of the signed snapshot page URLs a pull hands out.' },
   DOORBELL_POLL_MS: { schema: int(10, 60_000), default: '500', doc: 'How often the watermark is polled: the change doorbell when LISTEN/NOTIFY is unavailable (embedded, PgBouncer) and a safety net otherwise.' },
 } satisfies Record<string, Option>;
 
@@ -102,8 +110,10 @@ export interface Config {
   login: { maxPerIp: number; maxFailuresPerEmail: number };
   doorbell: { pollMs: number; listen: boolean };
   redisUrl: string | undefined;
+  redisKeyPrefix: string;
   s3: { endpoint: string | undefined; bucket: string; region: string; accessKeyId: string | undefined; secretAccessKey: string | undefined; forcePathStyle: boolean };
   media: { baseUrl: string | undefined; presign: boolean; presignSeconds: number; maxBytes: number; maxPixels: number; concurrency: number; threads: number; graceHours: number };
+  snapshots: { enabled: boolean; pageRows: number; maxAgeMs: number; maxDeltaRows: number; graceMs: number; memoryMaxBytes: number; urlTtlSeconds: number };
   realtime: { windowMs: number; spreadPerSocketMs: number; maxSpreadMs: number; connectsPerIpPerMinute: number };
   sync: {
     cursorSecret: string | undefined;
@@ -168,6 +178,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     login: { maxPerIp: r.LOGIN_MAX_PER_IP!, maxFailuresPerEmail: r.LOGIN_MAX_FAILURES_PER_EMAIL! },
     doorbell: { pollMs: r.DOORBELL_POLL_MS!, listen: r.DOORBELL_LISTEN! },
     redisUrl: r.REDIS_URL,
+    redisKeyPrefix: r.REDIS_KEY_PREFIX!,
+    snapshots: {
+      enabled: r.SNAPSHOTS!,
+      pageRows: r.SNAPSHOT_PAGE_ROWS!,
+      maxAgeMs: r.SNAPSHOT_MAX_AGE_SECONDS! * 1000,
+      maxDeltaRows: r.SNAPSHOT_MAX_DELTA_ROWS!,
+      graceMs: r.SNAPSHOT_GRACE_SECONDS! * 1000,
+      memoryMaxBytes: r.SNAPSHOT_MEMORY_MAX_BYTES!,
+      urlTtlSeconds: r.SNAPSHOT_URL_TTL_SECONDS!,
+    },
     s3: {
       endpoint: r.S3_ENDPOINT,
       bucket: r.S3_BUCKET!,

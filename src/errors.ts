@@ -21,6 +21,7 @@ export const errorCatalogue = {
   'rate-limited': { status: 429, title: 'Too many requests; retry later' },
   'cursor-invalid': { status: 400, title: 'The cursor is malformed, altered, or belongs to another user or app' },
   'cursor-expired': { status: 410, title: 'The cursor can no longer be served; restart the named buckets' },
+  'snapshot-gone': { status: 410, title: 'This snapshot page expired: pull again from your previous cursor' },
   'login-disabled': { status: 501, title: 'This server only accepts tokens issued by the ERP' },
   'internal': { status: 500, title: 'Internal server error' },
   'unavailable': { status: 503, title: 'A backing service is unavailable; retry later' },

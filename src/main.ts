@@ -38,6 +38,10 @@ if (server.embedded && (config.seedDemo ?? true)) {
   );
 }
 
+// A background task of a library (the Redis adapter while Redis is down) must not take
+// the server down with it: log it and keep serving.
+process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {

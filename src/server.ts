@@ -32,6 +32,9 @@ import { ChecksumCache } from './sync/checksum-cache.js';
 import { Heads } from './sync/heads.js';
 import { schedulePrune } from './sync/prune.js';
 import { PullService } from './sync/pull.js';
+import { profiles } from './sync/profiles.js';
+import { SnapshotService } from './cache/snapshots.js';
+import { MemorySnapshotStore, RedisSnapshotStore } from './cache/store.js';
 import { AuditLog } from './push/audit.js';
 import { PushService } from './push/service.js';
 
@@ -44,6 +47,7 @@ export interface RunningServer {
   metrics: Metrics;
   io: Io;
   media: MediaService;
+  snapshots: SnapshotService | undefined;
   tokens: Tokens;
   /** true when running on the embedded PGlite database */
   embedded: boolean;
@@ -141,6 +145,25 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     life.onStop('doorbell', () => doorbell.stop());
     life.onStop('prune', schedulePrune(db, config.sync.retentionDays, config.sync.pruneIntervalMs, log));
 
+    const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true }) : undefined;
+    if (redis) {
+      redis.on('error', (err) => log.warn({ err: err.message }, 'redis'));
+      life.onStop('redis', async () => void (await redis.quit().catch(() => redis.disconnect())));
+    }
+    // one Redis may serve several deployments and databases: every key carries both
+    const { name: dbName } = await db.one<{ name: string }>('SELECT current_database() AS name');
+    const namespace = `${config.redisKeyPrefix}:${dbName}`;
+    const snapshots = config.snapshots.enabled
+      ? new SnapshotService(
+          db,
+          heads,
+          redis ? new RedisSnapshotStore(redis, namespace) : new MemorySnapshotStore(config.snapshots.memoryMaxBytes),
+          metrics,
+          log,
+          config.snapshots,
+          config.sync.cursorSecret ?? secret!,
+        )
+      : undefined;
     const sets = new BucketSets(db, heads);
     const pulls = new PullService(
       db,
@@ -149,6 +172,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       new ChecksumCache(db, heads),
       new CursorCodec(config.sync.cursorSecret ?? secret!),
       metrics,
+      snapshots,
     );
 
     let announceImage: (productId: number, thumb: string) => void = () => undefined;
@@ -171,7 +195,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       tokens,
       metrics,
       early: [fastPull(pulls, tokens, { ...config.sync, bodyLimitBytes: config.http.bodyLimitBytes })],
-      routes: [...systemRoutes(db, metrics, storage), ...authRoutes(login), ...adminUserRoutes(db), ...syncRoutes(pulls, config.sync), ...pushRoutes(push),
+      routes: [...systemRoutes(db, metrics, storage), ...authRoutes(login), ...adminUserRoutes(db), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push),
         ...mediaRoutes(db, media, storage, heads, config.media.maxBytes)],
       bodyLimitBytes: config.http.bodyLimitBytes,
       trustProxy: config.http.trustProxy,
@@ -190,32 +214,35 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const addr = await listen(http, config.http.host, config.http.port);
     life.onStop('http', () => closeHttp(http, () => inFlight, 10_000));
 
-    const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true }) : undefined;
-    if (redis) {
-      redis.on('error', (err) => log.warn({ err: err.message }, 'redis'));
-      life.onStop('redis', async () => void (await redis.quit().catch(() => redis.disconnect())));
-    }
+    // The Socket.IO streams adapter subscribes in the background and cannot report a failed
+    // start: with Redis unreachable now, rooms stay in this process (logged), while
+    // snapshots and event leases keep trying Redis and fall back on their own.
+    const reachable = redis ? await Promise.race([redis.ping().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 2000))]) : false;
+    if (redis && !reachable) log.warn('Redis unreachable at start: push channel rooms stay in this process');
     const io = createChannel(http, {
       tokens,
       sets,
       log,
-      redis,
+      redis: reachable ? redis : undefined,
+      namespace,
       connectsPerIpPerMinute: config.realtime.connectsPerIpPerMinute,
       trustProxy: config.http.trustProxy,
     });
-    const notifier = new Notifier(io, db, heads, sets, redis, log, config.realtime);
+    const notifier = new Notifier(io, db, heads, sets, redis, log, { ...config.realtime, namespace });
     announceImage = (productId, thumb) => void io.to('catalog').emit('catalog:image', { productId, thumb });
     life.onStop('push channel', async () => {
       notifier.stop();
-      io.disconnectSockets(true);
+      io.local.disconnectSockets(true); // this process's sockets only: they reconnect to another
       io.engine.close();
       await io.of('/').adapter.close();
     });
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const serverUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
     log.info({ url: serverUrl, embedded }, 'fieldsync listening');
+    // warm the catalog snapshot everyone bootstraps from (in the background)
+    if (snapshots) void snapshots.offer('catalog', profiles.salesman).catch(() => undefined);
 
-    return { url: serverUrl, db, doorbell, heads, metrics, io, media, tokens, embedded, stop: () => life.stop() };
+    return { url: serverUrl, db, doorbell, heads, metrics, io, media, snapshots, tokens, embedded, stop: () => life.stop() };
   } catch (err) {
     await life.stop();
     throw err;

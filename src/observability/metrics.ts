@@ -37,6 +37,34 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly snapshots = new Counter({
+    name: 'fieldsync_snapshot_offers_total',
+    help: 'Bootstrap snapshots offered (hit), not available (miss), or store unavailable (fallback to PostgreSQL)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly snapshotBuildSeconds = new Histogram({
+    name: 'fieldsync_snapshot_build_seconds',
+    help: 'Time to build a bootstrap snapshot, by bucket kind',
+    labelNames: ['kind'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly snapshotBytes = new Counter({
+    name: 'fieldsync_snapshot_bytes_served_total',
+    help: 'Bytes of snapshot pages served from the cache',
+    registers: [this.registry],
+  });
+
+  readonly snapshotAge = new Gauge({
+    name: 'fieldsync_snapshot_age_seconds',
+    help: 'Age of the snapshot last offered, per bucket',
+    labelNames: ['bucket'] as const,
+    registers: [this.registry],
+  });
+
   readonly cursorRejections = new Counter({
     name: 'fieldsync_cursor_rejections_total',
     help: 'Cursors refused, by reason (invalid, expired)',

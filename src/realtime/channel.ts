@@ -22,6 +22,8 @@ export interface ChannelOptions {
   log: Logger;
   /** set: rooms shared through the Redis streams adapter (several processes) */
   redis: Redis | undefined;
+  /** Redis key prefix (deployment and database) */
+  namespace: string;
   connectsPerIpPerMinute: number;
   trustProxy: boolean;
 }
@@ -54,7 +56,14 @@ export function createChannel(http: HttpServer, opts: ChannelOptions): Io {
     pingTimeout: 20_000,
     connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: true },
     // the adapter reads the stream on connections of its own, closed with the adapter
-    ...(opts.redis && { adapter: createAdapter(opts.redis, { maxLen: 50_000 }) }),
+    ...(opts.redis && {
+      adapter: createAdapter(opts.redis, {
+        maxLen: 50_000,
+        streamName: `${opts.namespace}:socket.io`,
+        channelPrefix: `${opts.namespace}:socket.io`,
+        sessionKeyPrefix: `${opts.namespace}:sio:session:`,
+      }),
+    }),
   });
   const perIp = new RateLimiterMemory({ keyPrefix: 'socket_ip', points: opts.connectsPerIpPerMinute, duration: 60 });
 

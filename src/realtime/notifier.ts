@@ -36,7 +36,7 @@ export class Notifier {
     private readonly sets: BucketSets,
     private readonly redis: Redis | undefined,
     private readonly log: Logger,
-    private readonly opts: NotifierOptions,
+    private readonly opts: NotifierOptions & { namespace: string },
   ) {
     this.prev = heads.watermark;
     this.pokes = new Coalescer<bigint>(opts.windowMs, (due) => void this.firePokes(due), (a, b) => (b > a ? b : a));
@@ -58,7 +58,7 @@ export class Notifier {
   private async claim(key: string, ttlMs: number): Promise<boolean> {
     if (!this.redis) return true;
     try {
-      return (await this.redis.set(`fieldsync:event:${key}`, '1', 'PX', ttlMs, 'NX')) === 'OK';
+      return (await this.redis.set(`${this.opts.namespace}:event:${key}`, '1', 'PX', ttlMs, 'NX')) === 'OK';
     } catch (err) {
       this.log.warn({ err }, 'push channel: Redis lease failed; emitting anyway');
       return true; // a duplicate poke is harmless, a lost one is not

@@ -89,11 +89,8 @@ export function pageSql(q: PageQuery, parts: Part[], profile: Profile): string {
         { ord: part.ordinal, bi: q.index, bucket: q.bucketName, coll: col.name, table: col.table },
       );
     }
-    const wanted = new Set(profileColumns(profile, col.name as CollectionName));
-    const values = col.columns.filter((c) => wanted.has(c.name)).map((c) => c.sql);
     return pgp.as.format(
-      `SELECT $<ord> AS part, r._tx::text AS tx, r.id::text AS id,
-              json_build_array($<bi>, r.id, r._tx::text::bigint${values.map((v) => `, ${v}`).join('')})::text AS j
+      `SELECT $<ord> AS part, r._tx::text AS tx, r.id::text AS id, ${rowJson(col, profile, q.index)} AS j
          FROM $<table:name> r
         WHERE ${filter} AND ${after(q.position, part.ordinal, 'r._tx', 'r.id', cast)} AND r._tx < ${below}
         ORDER BY r._tx, r.id LIMIT ${limit}`,
@@ -101,6 +98,29 @@ export function pageSql(q: PageQuery, parts: Part[], profile: Profile): string {
     );
   });
   return selects.map((s) => `(${s})`).join('\nUNION ALL\n');
+}
+
+/** A row's wire array as JSON text, serialized by PostgreSQL: [b, id, v, ...profile columns]. */
+function rowJson(col: Collection, profile: Profile, bucketIndex: number): string {
+  const wanted = new Set(profileColumns(profile, col.name as CollectionName));
+  const values = col.columns.filter((c) => wanted.has(c.name)).map((c) => c.sql);
+  return pgp.as.format(`json_build_array($1, r.id, r._tx::text::bigint${values.map((v) => `, ${v}`).join('')})::text`, [bucketIndex]);
+}
+
+/**
+ * A snapshot page's rows: one part's rows in the bucket below the watermark, by id after
+ * `after` (keyset: a build streams the bucket in bounded memory). The bucket index is 0:
+ * a page names only its own bucket.
+ */
+export function snapshotSql(part: Part, bucket: ParsedBucket, watermark: string, after: string | null, limit: number, profile: Profile): string {
+  const col = part.collection;
+  return pgp.as.format(
+    `SELECT r.id::text AS id, r._tx::text AS v, ${rowJson(col, profile, 0)} AS j
+       FROM $<table:name> r
+      WHERE ${inBucket(col, bucket)} AND r._tx < $<w>::xid8 ${after === null ? '' : pgp.as.format(`AND r.id > $1::${col.idType}`, [after])}
+      ORDER BY r.id LIMIT $<limit>`,
+    { table: col.table, w: watermark, limit },
+  );
 }
 
 /** Wire column names of a collection under a profile: b, id, v first. */

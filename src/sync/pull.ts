@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Principal } from '../auth/principal.js';
+import type { SnapshotOffer, SnapshotService } from '../cache/snapshots.js';
 import type { Db } from '../db/pg.js';
 import { AppError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -68,6 +69,7 @@ export class PullService {
     private readonly checksums: ChecksumCache,
     private readonly codec: CursorCodec,
     private readonly metrics: Metrics,
+    private readonly snapshots?: SnapshotService,
   ) {}
 
   /**
@@ -145,6 +147,18 @@ export class PullService {
     for (const b of set) positions[b] = before[b] ?? START;
     await this.checkHorizon(positions, p, app, hash, epoch, set);
 
+    // A shared bucket starting from zero starts from its snapshot instead: the device
+    // downloads the pages (stored bytes, no work here) and continues from their watermark.
+    const offers: SnapshotOffer[] = [];
+    for (const b of set) {
+      const pos = positions[b]!;
+      if (!this.snapshots || pos[0] !== '0' || pos[1] !== -1 || this.heads.head(b) === 0n) continue;
+      const offer = await this.snapshots.offer(b, profile);
+      if (!offer) continue;
+      offers.push(offer);
+      positions[b] = [offer.position, -1, null];
+    }
+
     const w = this.heads.watermark;
     const out = new Map<CollectionName, { rows: string[]; deleted: string[] }>();
     let budget = req.limit;
@@ -177,7 +191,8 @@ export class PullService {
       const exhausted = items.length < budget;
       budget -= taken.length;
       if (exhausted) {
-        positions[name] = [w.toString(), -1, null];
+        // never backwards: a snapshot built elsewhere may sit above this process's watermark
+        positions[name] = [(BigInt(pos[0]) > w ? BigInt(pos[0]) : w).toString(), -1, null];
       } else {
         const last = taken.at(-1);
         if (last) positions[name] = [last.tx, last.part, last.id];
@@ -194,7 +209,7 @@ export class PullService {
     const sums: Record<string, number> = this.cachedChecksums(set, positions, profile);
     for (const b of set) if (this.heads.head(b) === 0n && caughtUp(positions[b], 0n)) sums[b] = 0;
     const next = this.encode(p, app, hash, epoch, set, positions);
-    return answer(this.body(next, hasMore, sums, set, added, removed, out, profile), hasMore, false);
+    return answer(this.body(next, hasMore, sums, set, added, removed, out, profile, offers), hasMore, false);
   }
 
   /** Decodes and checks a cursor: 400 when it is not ours or not the caller's, 410 when void. */
@@ -264,6 +279,7 @@ export class PullService {
     removed: string[],
     changes: Map<CollectionName, { rows: string[]; deleted: string[] }>,
     profile?: Profile,
+    snapshots: SnapshotOffer[] = [],
   ): string {
     const sections = [...changes].map(
       ([name, c]) =>
@@ -271,7 +287,7 @@ export class PullService {
     );
     return (
       `{"cursor":${JSON.stringify(cursor)},"hasMore":${hasMore},"watermark":"${this.heads.watermark}","checksums":${JSON.stringify(checksums)},` +
-      `"buckets":${JSON.stringify({ current, added, removed })},"changes":{${sections.join(',')}}}`
+      `"buckets":${JSON.stringify({ current, added, removed })},"snapshots":${JSON.stringify(snapshots)},"changes":{${sections.join(',')}}}`
     );
   }
 }

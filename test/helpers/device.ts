@@ -13,6 +13,7 @@ export interface PullBody {
   watermark: string;
   checksums: Record<string, number>;
   buckets: { current: string[]; added: string[]; removed: string[] };
+  snapshots?: { bucket: string; id: string; position: string; rows: number; checksum: number; pages: string[] }[];
   changes: Record<string, Section>;
 }
 
@@ -25,42 +26,75 @@ export interface LocalRow {
 
 /**
  * A device's local replica, applying pull answers the way the README tells Flutter
- * developers to: removed buckets first, then per collection the deletes (only where the
- * local row is in that bucket), then the rows; all of one page at once.
+ * developers to: local rows keyed by (collection, bucket, id); removed buckets first,
+ * snapshot pages, then per collection the deletes and the rows; all of one page at once.
  */
 export class Device {
+  /** collection -> "<bucket>|<id>" -> row */
   readonly tables = new Map<string, Map<string, LocalRow>>();
   cursor: string | undefined;
   last: PullBody | undefined;
   pulls = 0;
 
+  /** snapshot pages fetched, by page URL path */
+  snapshotPages = 0;
+
   constructor(
     readonly name: string,
     private readonly send: (cursor: string | undefined, limit: number) => Promise<Response>,
+    /** base URL snapshot page paths are fetched from (the server's) */
+    private readonly pageBase?: string,
   ) {}
 
-  table(name: string): Map<string, LocalRow> {
+  private stored(name: string): Map<string, LocalRow> {
     let t = this.tables.get(name);
     if (!t) this.tables.set(name, (t = new Map()));
     return t;
   }
 
+  /** A collection's rows by id (for assertions); throws if an id is held in two buckets. */
+  table(name: string): Map<string, LocalRow> {
+    const out = new Map<string, LocalRow>();
+    for (const r of this.stored(name).values()) {
+      const id = String(r.row.id);
+      if (out.has(id)) throw new Error(`${this.name}: ${name} ${id} is held in ${out.get(id)!.bucket} and ${r.bucket}`);
+      out.set(id, r);
+    }
+    return out;
+  }
+
   apply(body: PullBody): void {
     for (const b of body.buckets.removed) this.dropBucket(b);
-    for (const [name, section] of Object.entries(body.changes)) {
-      const t = this.table(name);
-      for (const [bi, id] of section.deleted) {
-        const local = t.get(String(id));
-        if (local && local.bucket === body.buckets.current[bi]) t.delete(String(id));
-      }
+    this.applyChanges(body.buckets.current, body.changes);
+    this.cursor = body.cursor;
+    this.last = body;
+  }
+
+  private applyChanges(current: string[], changes: Record<string, Section>): void {
+    const body = { buckets: { current } };
+    for (const [name, section] of Object.entries(changes)) {
+      const t = this.stored(name);
+      for (const [bi, id] of section.deleted) t.delete(`${body.buckets.current[bi]}|${id}`);
       for (const values of section.rows) {
         const row: Record<string, unknown> = {};
         section.cols.forEach((c, i) => (row[c] = values[i]));
-        t.set(String(row.id), { bucket: body.buckets.current[row.b as number]!, v: row.v as number, row });
+        const bucket = body.buckets.current[row.b as number]!;
+        t.set(`${bucket}|${row.id}`, { bucket, v: row.v as number, row });
       }
     }
-    this.cursor = body.cursor;
-    this.last = body;
+  }
+
+  /** Downloads and applies an answer's snapshot pages (before the answer's own changes). */
+  private async applySnapshots(body: PullBody): Promise<void> {
+    for (const snap of body.snapshots ?? []) {
+      for (const url of snap.pages) {
+        const res = await fetch(`${this.pageBase}${url}`, { headers: { 'accept-encoding': 'gzip' } });
+        if (res.status !== 200) throw new Error(`${this.name}: snapshot page answered ${res.status}`);
+        const page = (await res.json()) as { buckets: { current: string[] }; changes: Record<string, Section> };
+        this.applyChanges(page.buckets.current, page.changes);
+        this.snapshotPages++;
+      }
+    }
   }
 
   dropBucket(bucket: string): void {
@@ -72,7 +106,11 @@ export class Device {
     const res = await this.send(this.cursor, limit);
     this.pulls++;
     const body = (await res.json()) as PullBody;
-    if (res.status === 200) this.apply(body);
+    if (res.status === 200) {
+      for (const b of body.buckets.removed) this.dropBucket(b);
+      await this.applySnapshots(body);
+      this.apply(body);
+    }
     else if (res.status === 410) {
       // the documented reaction: drop the named buckets, continue with resetCursor (or restart)
       const p = body as unknown as { buckets: string[]; resetCursor: string | null };
@@ -97,7 +135,7 @@ export class Device {
   /** The checksum of a bucket over the local rows, as the README's Dart code computes it. */
   checksum(bucket: string): number {
     const hashes: number[] = [];
-    for (const [name, t] of this.tables) for (const [id, r] of t) if (r.bucket === bucket) hashes.push(rowHash(name, id, r.v));
+    for (const [name, t] of this.tables) for (const r of t.values()) if (r.bucket === bucket) hashes.push(rowHash(name, String(r.row.id), r.v));
     return sumHashes(hashes);
   }
 }

@@ -226,7 +226,7 @@ test('devices of every role converge to their bucket sets under concurrent ERP w
     specs.map(async (spec) => {
       const token = await login(spec.email);
       return new Device(spec.email, (cursor, limit) =>
-        s.post('/v1/sync/pull', { ...(cursor && { cursor }), app: spec.app, limit }, { authorization: `Bearer ${token}` }),
+        s.post('/v1/sync/pull', { ...(cursor && { cursor }), app: spec.app, limit }, { authorization: `Bearer ${token}` }), s.url,
       );
     }),
   );

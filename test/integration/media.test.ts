@@ -144,7 +144,7 @@ test.serial('the same bytes again are a no-op; the pull that follows carries the
   const again = await put(4, bytes);
   t.is(again.status, 200);
   t.like(await again.json(), { image: { key: first.key, unchanged: true } });
-  const device = new Device('salesman1', (cursor, limit) => s.post('/v1/sync/pull', { ...(cursor && { cursor }), limit }, { authorization: `Bearer ${tokens.salesman1}` }));
+  const device = new Device('salesman1', (cursor, limit) => s.post('/v1/sync/pull', { ...(cursor && { cursor }), limit }, { authorization: `Bearer ${tokens.salesman1}` }), s.url);
   await s.settle();
   await device.catchUp(1000);
   const row = device.table('products').get('4')!.row;

@@ -12,7 +12,7 @@ let erp: pgPromise.IDatabase<unknown>;
 const tokens: Record<string, string> = {};
 
 test.before(async () => {
-  s = await startTestServer({ DOORBELL_POLL_MS: '60000' });
+  s = await startTestServer({ DOORBELL_POLL_MS: '60000', SNAPSHOTS: '0' }); // paging itself; snapshots: snapshots.test.ts
   await loadFixture(s.db);
   await s.settle();
   erp = erpPool(s.tdb.url, 4);
@@ -29,7 +29,7 @@ test.after.always(async () => {
 const auth = (who: string) => ({ authorization: `Bearer ${tokens[who]}` });
 const pull = (who: string, body: Record<string, unknown> = {}) => s.post('/v1/sync/pull', body, auth(who));
 const device = (who: string, app?: string) =>
-  new Device(who, (cursor, limit) => pull(who, { ...(cursor && { cursor }), ...(app && { app }), limit }));
+  new Device(who, (cursor, limit) => pull(who, { ...(cursor && { cursor }), ...(app && { app }), limit }), s.url);
 /** ERP write, then wait until pull can see it (the doorbell poll is off in this file). */
 async function erpWrite(sql: string, params?: unknown[]): Promise<void> {
   await erp.none(sql, params);
@@ -44,7 +44,7 @@ test.serial('page size 1 walks the whole bucket set, one item per page, and ends
   t.true(pages >= total, 'one row per page');
   const all = device('salesman1');
   await all.catchUp(5000);
-  for (const [name, tb] of all.tables) t.deepEqual([...d.table(name).keys()].sort(), [...tb.keys()].sort(), name);
+  for (const name of all.tables.keys()) t.deepEqual([...d.table(name).keys()].sort(), [...all.table(name).keys()].sort(), name);
   t.deepEqual(d.last!.buckets.current, ['catalog', 'prices:2', 'prices:3', 'stock:1', 'clients:1', 'orders:1']);
 });
 

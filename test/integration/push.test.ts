@@ -240,7 +240,7 @@ test.serial('bad input: a 400/413 problem and nothing written, or a per-mutation
 test.serial('round trip: push an order, pull, find it with server prices once the watermark passes visibleAfter', async (t) => {
   await erp.none('UPDATE stock SET qty = 10, reserved = 0 WHERE product_id = 13 AND warehouse_id = 1');
   const device = new Device('salesman1', (cursor, limit) =>
-    s.post('/v1/sync/pull', { ...(cursor && { cursor }), limit }, { authorization: `Bearer ${tokens.salesman1}` }),
+    s.post('/v1/sync/pull', { ...(cursor && { cursor }), limit }, { authorization: `Bearer ${tokens.salesman1}` }), s.url,
   );
   await s.settle();
   await device.catchUp(1000);

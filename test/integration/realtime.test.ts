@@ -110,7 +110,7 @@ test.serial('a token that expires while connected ends the session with session:
 });
 
 test.serial('an ERP change pokes each affected bucket once, and the pull that follows sees it', async (t) => {
-  const device = new Device('salesman1', (cursor, limit) => s.post('/v1/sync/pull', { ...(cursor && { cursor }), limit }, { authorization: `Bearer ${tokens.salesman1}` }));
+  const device = new Device('salesman1', (cursor, limit) => s.post('/v1/sync/pull', { ...(cursor && { cursor }), limit }, { authorization: `Bearer ${tokens.salesman1}` }), s.url);
   await device.catchUp(1000);
   const c = socket(s.url, tokens.salesman1);
   const got = record(c);

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { appNames, type AppName } from '../../sync/profiles.js';
+import type { SnapshotService } from '../../cache/snapshots.js';
+import { AppError } from '../../errors.js';
 import type { PullAnswer, PullService } from '../../sync/pull.js';
 import { route, type RouteReply } from '../route.js';
 
@@ -34,7 +36,9 @@ export function pullReply(answer: PullAnswer, method: string, ifNoneMatch: strin
  * POST /v1/sync/pull {cursor?, app?, limit?} and the same as GET with a query string,
  * which an HTTP cache can keep: both carry an ETag; GET answers 304 to If-None-Match.
  */
-export function syncRoutes(pulls: PullService, limits: PullLimits) {
+const pageQuery = z.strictObject({ exp: z.coerce.number().int().positive(), sig: z.string().min(1).max(64) });
+
+export function syncRoutes(pulls: PullService, limits: PullLimits, snapshots?: SnapshotService) {
   const input = pullInput(limits);
   const handle = async (
     principal: Parameters<PullService['pull']>[0]['principal'],
@@ -56,6 +60,28 @@ export function syncRoutes(pulls: PullService, limits: PullLimits) {
       auth: 'any',
       query: input,
       handler: ({ principal, query, ctx }) => handle(principal!, query, 'GET', ctx.get('if-none-match')),
+    }),
+    route({
+      // The exact stored bytes (gzip, or br for clients that ask): no JSON work, no
+      // recompression. Authorized by the signed URL from the pull answer, so a CDN can
+      // hold the pages without the bearer token.
+      method: 'GET',
+      path: '/v1/sync/snapshots/:bucket/:id/:page',
+      auth: 'public',
+      query: pageQuery,
+      async handler({ params, query, ctx }) {
+        if (!snapshots) throw new AppError('not-found');
+        const enc = ctx.acceptsEncodings('br', 'gzip') === 'br' ? 'br' : 'gzip';
+        const page = Number(params.page);
+        const bytes = await snapshots.page(params.bucket!, params.id!, page, query.exp, query.sig, enc);
+        if (bytes === 'forbidden') throw new AppError('forbidden', 'the page URL is altered or expired: pull again');
+        if (!bytes) throw new AppError('snapshot-gone');
+        ctx.compress = false; // already compressed
+        const etag = `"${params.id}-${page}-${enc}"`;
+        const headers = { ETag: etag, 'Cache-Control': 'public, max-age=31536000, immutable', Vary: 'Accept-Encoding', 'Content-Encoding': enc, 'Content-Type': 'application/json; charset=utf-8' };
+        if (ctx.get('if-none-match') === etag) return { status: 304, headers };
+        return { body: bytes, headers };
+      },
     }),
   ];
 }

@@ -1,0 +1,218 @@
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import { brotliCompress, constants as zlib, gzip } from 'node:zlib';
+import pgPromise from 'pg-promise';
+import type { Db } from '../db/pg.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { parseBucket } from '../sync/buckets.js';
+import { rowHash } from '../sync/checksum.js';
+import type { Heads } from '../sync/heads.js';
+import { inBucket, partsOf, snapshotSql, wireColumns } from '../sync/pull-sql.js';
+import { collectionsOfKind } from '../sync/collections.js';
+import type { Profile } from '../sync/profiles.js';
+import type { CollectionName } from '../sync/collections.js';
+import type { Encoding, SnapshotMeta, SnapshotStore } from './store.js';
+
+const gzipAsync = promisify(gzip);
+
+/** A store that does not answer in time counts as down: page from PostgreSQL instead. */
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  p.catch(() => undefined); // if the timeout wins, the late failure must not go unhandled
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`snapshot store: no answer in ${ms} ms`)), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
+}
+const brotliAsync = promisify(brotliCompress);
+
+export interface SnapshotOptions {
+  pageRows: number;
+  maxAgeMs: number;
+  maxDeltaRows: number;
+  graceMs: number;
+  urlTtlSeconds: number;
+}
+
+/** What a pull answer offers for a bucket starting from zero. */
+export interface SnapshotOffer {
+  bucket: string;
+  id: string;
+  position: string;
+  rows: number;
+  checksum: number;
+  /** signed, short-lived: a CDN can serve them without the bearer token */
+  pages: string[];
+}
+
+/** Buckets shared by many users: worth a snapshot. Per-salesman buckets are small and private. */
+const SHARED = new Set(['catalog', 'prices', 'stock']);
+
+const readOnlySnapshot = new pgPromise.txMode.TransactionMode({ tiLevel: pgPromise.txMode.isolationLevel.repeatableRead, readOnly: true });
+
+/**
+ * Bootstrap snapshots (DESIGN §5): a shared bucket's rows below a watermark, built once,
+ * split into pages of `pageRows`, each stored gzip- and brotli-compressed, so a thousand
+ * phones starting at once download the same bytes and PostgreSQL barely notices. The
+ * phone continues with ordinary deltas from the snapshot's watermark, which is correct
+ * however old the snapshot is; age and the delta since only decide when to rebuild.
+ * One builder at a time across processes (a lock in the store); others keep offering the
+ * previous snapshot. Any store failure means "no snapshot": pull pages from PostgreSQL.
+ */
+export class SnapshotService {
+  private readonly key: Buffer;
+  private readonly building = new Map<string, Promise<SnapshotMeta | undefined>>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly heads: Heads,
+    private readonly store: SnapshotStore,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private readonly opts: SnapshotOptions,
+    secret: string,
+  ) {
+    this.key = Buffer.from(hkdfSync('sha256', secret, 'fieldsync', 'snapshot page url v1', 32));
+  }
+
+  static eligible(bucket: string): boolean {
+    const p = parseBucket(bucket);
+    return p !== undefined && SHARED.has(p.kind);
+  }
+
+  /** A snapshot to start this bucket from, or undefined (page from PostgreSQL instead). */
+  async offer(bucket: string, profile: Profile, waitMs = 15_000): Promise<SnapshotOffer | undefined> {
+    if (!SnapshotService.eligible(bucket)) return undefined;
+    try {
+      let meta = await within(2000, this.store.getMeta(bucket, profile.name));
+      // an empty snapshot (built before the data arrived) is worth nothing once there is data
+      const useless = meta !== undefined && meta.rows === 0 && this.heads.head(bucket) >= BigInt(meta.position);
+      if (!meta || useless) meta = await this.build(bucket, profile, waitMs);
+      else if (await this.stale(meta)) void this.build(bucket, profile, 0).catch(() => undefined); // keep serving this one meanwhile
+      if (!meta) {
+        this.metrics.snapshots.inc({ result: 'miss' });
+        return undefined;
+      }
+      this.metrics.snapshots.inc({ result: 'hit' });
+      this.metrics.snapshotAge.set({ bucket }, (Date.now() - meta.builtAt) / 1000);
+      const exp = Math.floor(Date.now() / 1000) + this.opts.urlTtlSeconds;
+      return {
+        bucket,
+        id: meta.id,
+        position: meta.position,
+        rows: meta.rows,
+        checksum: meta.checksum,
+        pages: Array.from({ length: meta.pages }, (_, i) => this.pageUrl(bucket, meta!.id, i, exp)),
+      };
+    } catch (err) {
+      this.metrics.snapshots.inc({ result: 'fallback' });
+      this.log.warn({ err: (err as Error).message, bucket }, 'snapshot store unavailable: paging from PostgreSQL');
+      return undefined;
+    }
+  }
+
+  private async stale(meta: SnapshotMeta): Promise<boolean> {
+    if (Date.now() - meta.builtAt > this.opts.maxAgeMs) return true;
+    if (this.heads.head(meta.bucket) < BigInt(meta.position)) return false; // nothing since
+    const bucket = parseBucket(meta.bucket)!;
+    const counts = collectionsOfKind(bucket.kind).map((c) =>
+      pgPromise.as.format(`(SELECT count(*) FROM $1:name r WHERE r._tx >= $2::xid8 AND ${inBucket(c, bucket)})`, [c.table, meta.position]),
+    );
+    const { n } = await this.db.one<{ n: number }>(`SELECT (${counts.join(' + ')})::int AS n`);
+    return n > this.opts.maxDeltaRows;
+  }
+
+  /**
+   * Builds (or waits for another process's build, up to waitMs) and returns the current
+   * snapshot. Single-flight in this process; one builder across processes.
+   */
+  build(bucket: string, profile: Profile, waitMs: number): Promise<SnapshotMeta | undefined> {
+    const name = `${bucket}:${profile.name}`;
+    let running = this.building.get(name);
+    if (!running) {
+      running = this.buildOnce(bucket, profile, waitMs).finally(() => this.building.delete(name));
+      this.building.set(name, running);
+    }
+    return running;
+  }
+
+  private async buildOnce(bucket: string, profile: Profile, waitMs: number): Promise<SnapshotMeta | undefined> {
+    const lockName = `snapshot:${bucket}:${profile.name}`;
+    const token = await within(2000, this.store.lock(lockName, 120_000));
+    if (!token) {
+      // someone else builds: wait for their result (or give up and page from PostgreSQL)
+      const until = Date.now() + waitMs;
+      while (Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 100));
+        const meta = await this.store.getMeta(bucket, profile.name);
+        if (meta) return meta;
+      }
+      return this.store.getMeta(bucket, profile.name);
+    }
+    const started = performance.now();
+    try {
+      const meta = await this.write(bucket, profile);
+      this.metrics.snapshotBuildSeconds.observe({ kind: parseBucket(bucket)!.kind }, (performance.now() - started) / 1000);
+      this.log.info({ bucket, profile: profile.name, rows: meta.rows, pages: meta.pages, ms: Math.round(performance.now() - started) }, 'snapshot built');
+      return meta;
+    } finally {
+      await this.store.unlock(lockName, token).catch(() => undefined);
+    }
+  }
+
+  /** Streams the bucket below the watermark into pages, then publishes the meta (the switch). */
+  private async write(bucket: string, profile: Profile): Promise<SnapshotMeta> {
+    const parsed = parseBucket(bucket)!;
+    const ttl = this.opts.maxAgeMs * 2 + this.opts.graceMs;
+    return this.db.tx({ tag: 'snapshot', mode: readOnlySnapshot }, async (t) => {
+      const { w } = await t.one<{ w: string }>('SELECT sync_watermark()::text AS w');
+      const id = createHash('sha256').update(`${bucket}|${profile.name}|${w}|${Date.now()}`).digest('base64url').slice(0, 16);
+      let page = 0;
+      let rows = 0;
+      let sum = 0;
+      for (const part of partsOf(parsed.kind, profile).filter((p) => !p.tombstones)) {
+        const name = part.collection.name as CollectionName;
+        let after: string | null = null;
+        for (;;) {
+          const batch: { id: string; v: string; j: string }[] = await t.any(snapshotSql(part, parsed, w, after, this.opts.pageRows, profile));
+          if (batch.length === 0) break;
+          for (const r of batch) sum = (sum + rowHash(name, r.id, r.v)) >>> 0;
+          const json = Buffer.from(
+            `{"snapshot":"${id}","page":${page},"buckets":{"current":[${JSON.stringify(bucket)}]},"changes":{${JSON.stringify(name)}:{"cols":${JSON.stringify(wireColumns(profile, name))},"rows":[${batch.map((r) => r.j).join(',')}],"deleted":[]}}}`,
+          );
+          const [gz, br] = await Promise.all([
+            gzipAsync(json, { level: 9 }),
+            brotliAsync(json, { params: { [zlib.BROTLI_PARAM_QUALITY]: 9, [zlib.BROTLI_PARAM_SIZE_HINT]: json.length } }),
+          ]);
+          await this.store.putPage(id, page, { gzip: gz, br }, ttl);
+          page++;
+          rows += batch.length;
+          after = batch.at(-1)!.id;
+          if (batch.length < this.opts.pageRows) break;
+        }
+      }
+      const meta: SnapshotMeta = { id, bucket, profile: profile.name, position: w, pages: page, rows, checksum: sum, builtAt: Date.now() };
+      await this.store.setMeta(meta, ttl);
+      return meta;
+    });
+  }
+
+  private sign(bucket: string, id: string, page: number, exp: number): string {
+    return createHmac('sha256', this.key).update(`${bucket}/${id}/${page}/${exp}`).digest('base64url').slice(0, 22);
+  }
+
+  /** The signed URL of a page, valid until exp (epoch seconds). */
+  pageUrl(bucket: string, id: string, page: number, exp: number): string {
+    return `/v1/sync/snapshots/${encodeURIComponent(bucket)}/${id}/${page}?exp=${exp}&sig=${this.sign(bucket, id, page, exp)}`;
+  }
+
+  /** The stored bytes of a page if the signature holds and has not expired. */
+  async page(bucket: string, id: string, page: number, exp: number, sig: string, enc: Encoding): Promise<Buffer | 'forbidden' | undefined> {
+    const want = Buffer.from(this.sign(bucket, id, page, exp));
+    const got = Buffer.from(sig);
+    if (got.length !== want.length || !timingSafeEqual(got, want) || exp < Date.now() / 1000) return 'forbidden';
+    const bytes = await this.store.getPage(id, page, enc);
+    if (bytes) this.metrics.snapshotBytes.inc(bytes.length);
+    return bytes;
+  }
+}
