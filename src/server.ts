@@ -145,14 +145,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     life.onStop('doorbell', () => doorbell.stop());
     life.onStop('prune', schedulePrune(db, config.sync.retentionDays, config.sync.pruneIntervalMs, log));
 
-    const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true }) : undefined;
+    const { name: dbName } = await db.one<{ name: string }>('SELECT current_database() AS name');
+    const namespace = `${config.redisKeyPrefix}:${dbName}`;
+    const redis = config.redisUrl
+      ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true, connectionName: namespace.replace(/[^\w.:-]/g, '_') })
+      : undefined;
+    // one Redis may serve several deployments and databases: every key carries both
     if (redis) {
       redis.on('error', (err) => log.warn({ err: err.message }, 'redis'));
       life.onStop('redis', async () => void (await redis.quit().catch(() => redis.disconnect())));
     }
-    // one Redis may serve several deployments and databases: every key carries both
-    const { name: dbName } = await db.one<{ name: string }>('SELECT current_database() AS name');
-    const namespace = `${config.redisKeyPrefix}:${dbName}`;
     const snapshots = config.snapshots.enabled
       ? new SnapshotService(
           db,

@@ -202,3 +202,32 @@ test('the in-memory store respects its byte bound, evicting the oldest pages', a
   await store.unlock('x', lock!);
   t.truthy(await store.lock('x', 60_000));
 });
+
+test('Redis cut mid-run: the next pulls still work, and snapshots come back when Redis does', async (t) => {
+  const s = await startTestServer({ REDIS_URL: REDIS });
+  const { Redis } = await import('ioredis');
+  const admin = new Redis(REDIS);
+  try {
+    await loadFixture(s.db);
+    await s.settle();
+    const token = await login(s, 'salesman2');
+    t.true(((await firstPull(s, token)).snapshots ?? []).length > 0, 'snapshots while Redis is up');
+    // cut this server's connections (and only this server's: they carry its name)
+    const list = (await admin.client('LIST')) as string;
+    const ids = list.split('\n').filter((l) => l.includes(`name=fieldsync:${s.tdb.name}`)).map((l) => /id=(\d+)/.exec(l)![1]!);
+    t.true(ids.length > 0);
+    for (const id of ids) await admin.client('KILL', 'ID', id);
+    const d = device(s, 'salesman2', token);
+    await d.catchUp(5000);
+    t.true(d.table('products').size >= 30, 'the pull right after the cut worked');
+    let back = false;
+    for (let i = 0; i < 50 && !back; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      back = ((await firstPull(s, token)).snapshots ?? []).length > 0;
+    }
+    t.true(back, 'snapshots again once reconnected');
+  } finally {
+    admin.disconnect();
+    await s.close();
+  }
+});
