@@ -27,7 +27,9 @@ export interface SnapshotStore {
   unlock(name: string, token: string): Promise<void>;
 }
 
-const metaKey = (bucket: string, profile: string) => `snap:meta:${bucket}:${profile}`;
+/** Bumped when the page format changes: snapshots of another format are never offered. */
+export const SNAPSHOT_FORMAT = 2;
+const metaKey = (bucket: string, profile: string) => `snap:v${SNAPSHOT_FORMAT}:meta:${bucket}:${profile}`;
 const pageKey = (id: string, page: number, enc: Encoding) => `snap:page:${id}:${page}:${enc}`;
 
 /** Snapshot pages in Redis, shared by every process; keys under `namespace:` (prefix + database). */

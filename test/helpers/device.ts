@@ -90,8 +90,13 @@ export class Device {
       for (const url of snap.pages) {
         const res = await fetch(`${this.pageBase}${url}`, { headers: { 'accept-encoding': 'gzip' } });
         if (res.status !== 200) throw new Error(`${this.name}: snapshot page answered ${res.status}`);
-        const page = (await res.json()) as { buckets: { current: string[] }; changes: Record<string, Section> };
-        this.applyChanges(page.buckets.current, page.changes);
+        const page = (await res.json()) as { buckets: { current: string[] }; changes: Record<string, { cols: string[]; columns: unknown[][]; deleted: [] }> };
+        // snapshot pages are columnar: turn the columns back into rows
+        const changes: Record<string, Section> = {};
+        for (const [name, c] of Object.entries(page.changes)) {
+          changes[name] = { cols: c.cols, rows: (c.columns[0] ?? []).map((_, i) => c.columns.map((col) => col[i])), deleted: [] };
+        }
+        this.applyChanges(page.buckets.current, changes);
         this.snapshotPages++;
       }
     }
