@@ -9,7 +9,7 @@ import { assertServable, type Config } from './config.js';
 import { Doorbell } from './db/doorbell.js';
 import { startEmbeddedPostgres } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
-import { createDb, queriesSent, type Db } from './db/pg.js';
+import { allQueriesSent, createDb, type Db } from './db/pg.js';
 import { createApp } from './http/app.js';
 import { fastPull, rawFastPull } from './http/fast-pull.js';
 import { adminUserRoutes } from './http/routes/admin-users.js';
@@ -136,7 +136,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const heads = new Heads(db, log);
     await heads.start();
     life.onStop('heads', () => heads.stop());
-    const metrics = new Metrics({ dbQueries: () => queriesSent(db), lag: () => heads.lag });
+    const metrics = new Metrics({ dbQueries: () => allQueriesSent(db), lag: () => heads.lag });
     const doorbell = new Doorbell(db, { listen: !embedded && config.doorbell.listen, pollMs: config.doorbell.pollMs, log });
     const ring = () => void heads.refresh().catch((err: unknown) => log.warn({ err }, 'heads refresh failed'));
     doorbell.on('change', ring);
@@ -221,7 +221,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     // snapshots and event leases keep trying Redis and fall back on their own.
     const reachable = redis ? await Promise.race([redis.ping().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 2000))]) : false;
     if (redis && !reachable) log.warn('Redis unreachable at start: push channel rooms stay in this process');
-    const io = createChannel(http, {
+    const { io, close: closeChannel } = createChannel(http, {
       tokens,
       sets,
       log,
@@ -236,7 +236,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       notifier.stop();
       io.local.disconnectSockets(true); // this process's sockets only: they reconnect to another
       io.engine.close();
-      await io.of('/').adapter.close();
+      await closeChannel();
     });
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const serverUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;

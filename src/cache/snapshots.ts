@@ -170,7 +170,7 @@ export class SnapshotService {
   private async write(bucket: string, profile: Profile): Promise<SnapshotMeta> {
     const parsed = parseBucket(bucket)!;
     const ttl = this.opts.maxAgeMs * 2 + this.opts.graceMs;
-    return this.db.tx({ tag: 'snapshot', mode: readOnlySnapshot }, async (t) => {
+    return this.db.tx({ tag: 'bg:snapshot', mode: readOnlySnapshot }, async (t) => {
       const { w } = await t.one<{ w: string }>('SELECT sync_watermark()::text AS w');
       const id = createHash('sha256').update(`${bucket}|${profile.name}|${w}|${Date.now()}`).digest('base64url').slice(0, 16);
       let page = 0;

@@ -84,7 +84,7 @@ export class Doorbell extends EventEmitter<DoorbellEvents> {
 
   private async poll(): Promise<void> {
     try {
-      const { w } = await this.db.one<{ w: string }>('SELECT sync_watermark()::text AS w');
+      const { w } = await this.db.task('bg:watermark', (t) => t.one<{ w: string }>('SELECT sync_watermark()::text AS w'));
       const next = BigInt(w);
       if (this.last === undefined || next > this.last) {
         this.last = next;

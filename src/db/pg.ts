@@ -7,9 +7,14 @@ export interface Repos {
   users: UsersRepo;
 }
 
-/** Per-pool context (pg-promise's "database context"): counts the queries sent. */
+/**
+ * Per-pool context (pg-promise's "database context"): counts the queries sent, apart
+ * from background work (tasks tagged `bg:...`: heads, doorbell, checksums, audit, prune,
+ * snapshot builds), so a test can prove a request path sends none.
+ */
 export interface DbContext {
   queries: number;
+  background: number;
 }
 
 export type Db = IDatabase<Repos> & Repos;
@@ -24,7 +29,10 @@ export const pgp: IMain<Repos> = pgPromise<Repos>({
   capSQL: true,
   query(e) {
     const dc = e.dc as DbContext | undefined;
-    if (dc) dc.queries++;
+    if (!dc) return;
+    const tag = (e.ctx as { tag?: unknown } | undefined)?.tag;
+    if (typeof tag === 'string' && tag.startsWith('bg:')) dc.background++;
+    else dc.queries++;
   },
   extend(obj: Db | Tx) {
     obj.users = new UsersRepo(obj);
@@ -43,14 +51,20 @@ export interface DbOptions {
   log?: Logger;
 }
 
-/** Queries this pool has sent (metrics; tests prove the no-change pull sends none). */
+/** Queries this pool has sent on request paths (tests prove the no-change pull sends none). */
 export function queriesSent(db: Db): number {
   return (db.$dc as DbContext).queries;
 }
 
+/** All queries this pool has sent, background work included (metrics). */
+export function allQueriesSent(db: Db): number {
+  const dc = db.$dc as DbContext;
+  return dc.queries + dc.background;
+}
+
 /** A connection pool for one database. Close it with `db.$pool.end()`. */
 export function createDb(opts: DbOptions): Db {
-  const context: DbContext = { queries: 0 };
+  const context: DbContext = { queries: 0, background: 0 };
   const db = pgp(
     {
       connectionString: opts.url,

@@ -63,7 +63,7 @@ export class AuditLog {
       try {
         while (this.buffer.length > 0) {
           const chunk = this.buffer.slice(0, this.batch);
-          await this.db.none(pgp.helpers.insert(chunk, columns));
+          await this.db.task('bg:audit', (t) => t.none(pgp.helpers.insert(chunk, columns)));
           this.buffer.splice(0, chunk.length);
         }
       } catch (err) {

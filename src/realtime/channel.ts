@@ -46,7 +46,10 @@ export function principalOf(data: SocketData): Principal {
  * disconnect (connection-state recovery; across processes through the Redis streams
  * adapter).
  */
-export function createChannel(http: HttpServer, opts: ChannelOptions): Io {
+export function createChannel(http: HttpServer, opts: ChannelOptions): { io: Io; close(): Promise<void> } {
+  // the adapter gets a connection of its own (named, so operators can tell it apart),
+  // closed with the channel
+  const adapterRedis = opts.redis?.duplicate({ connectionName: `${opts.redis.options.connectionName ?? 'fieldsync'}:adapter` });
   const io: Io = new Server(http, {
     path: '/socket.io',
     transports: ['websocket', 'polling'],
@@ -56,8 +59,8 @@ export function createChannel(http: HttpServer, opts: ChannelOptions): Io {
     pingTimeout: 20_000,
     connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: true },
     // the adapter reads the stream on connections of its own, closed with the adapter
-    ...(opts.redis && {
-      adapter: createAdapter(opts.redis, {
+    ...(adapterRedis && {
+      adapter: createAdapter(adapterRedis, {
         maxLen: 50_000,
         streamName: `${opts.namespace}:socket.io`,
         channelPrefix: `${opts.namespace}:socket.io`,
@@ -119,5 +122,11 @@ export function createChannel(http: HttpServer, opts: ChannelOptions): Io {
       socket.on('disconnect', () => clearTimeout(timer));
     }
   });
-  return io;
+  return {
+    io,
+    async close() {
+      await io.of('/').adapter.close();
+      adapterRedis?.disconnect();
+    },
+  };
 }

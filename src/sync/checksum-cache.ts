@@ -51,7 +51,7 @@ export class ChecksumCache {
     const parsed = parseBucket(bucket);
     if (!parsed) return undefined;
     const head = this.heads.head(bucket);
-    const rows = await this.db.any<{ c: string; id: string | null; v: string | null }>(contentSql(bucket, parsed, profile));
+    const rows = await this.db.task('bg:checksum', (t) => t.any<{ c: string; id: string | null; v: string | null }>(contentSql(bucket, parsed, profile)));
     const hashes: number[] = [];
     for (const r of rows) {
       if (r.v !== null && BigInt(r.v) > head) return undefined; // changed after the heads: not the device's state

@@ -165,7 +165,7 @@ export class Heads extends EventEmitter<HeadsEvents> {
   }
 
   private async scan(): Promise<void> {
-    const rows = await this.db.any<{ b: string; tx: string }>(HEADS_SQL, [this.w.toString()]);
+    const rows = await this.db.task('bg:heads', (t) => t.any<{ b: string; tx: string }>(HEADS_SQL, [this.w.toString()]));
     let watermark = this.w;
     let next = 0n;
     let epoch = this.e;

@@ -10,7 +10,7 @@ import type { Logger } from '../observability/logger.js';
 export async function pruneTombstones(db: Db, retentionDays: number, batch = 10_000): Promise<number> {
   let total = 0;
   for (;;) {
-    const n = await db.one<{ n: number }>(
+    const n = await db.task('bg:prune', (t) => t.one<{ n: number }>(
       `WITH gone AS (
          DELETE FROM sync_tombstones WHERE id IN (
            SELECT id FROM sync_tombstones WHERE deleted_at < now() - make_interval(days => $1) ORDER BY id LIMIT $2
@@ -22,7 +22,7 @@ export async function pruneTombstones(db: Db, retentionDays: number, batch = 10_
          ON CONFLICT (bucket) DO UPDATE SET pruned_tx = greatest(h.pruned_tx, excluded.pruned_tx), pruned_at = now())
        SELECT count(*)::int AS n FROM gone`,
       [retentionDays, batch],
-    );
+    ));
     total += n.n;
     if (n.n < batch) return total;
   }

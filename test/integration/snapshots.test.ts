@@ -212,9 +212,9 @@ test('Redis cut mid-run: the next pulls still work, and snapshots come back when
     await s.settle();
     const token = await login(s, 'salesman2');
     t.true(((await firstPull(s, token)).snapshots ?? []).length > 0, 'snapshots while Redis is up');
-    // cut this server's connections (and only this server's: they carry its name)
+    // cut this server's main connection (snapshots, leases), found by its name
     const list = (await admin.client('LIST')) as string;
-    const ids = list.split('\n').filter((l) => l.includes(`name=fieldsync:${s.tdb.name}`)).map((l) => /id=(\d+)/.exec(l)![1]!);
+    const ids = list.split('\n').filter((l) => l.includes(`name=fieldsync:${s.tdb.name} `)).map((l) => /id=(\d+)/.exec(l)![1]!);
     t.true(ids.length > 0);
     for (const id of ids) await admin.client('KILL', 'ID', id);
     const d = device(s, 'salesman2', token);
