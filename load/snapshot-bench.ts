@@ -19,7 +19,6 @@ import { loadConfig } from '../src/config.js';
 import { queriesSent } from '../src/db/pg.js';
 import { createLogger } from '../src/observability/logger.js';
 import { startServer } from '../src/server.js';
-import { Device } from '../test/helpers/device.js';
 import { postGzip } from './wire.js';
 
 const { values } = parseArgs({ options: { devices: { type: 'string', default: '1000' }, naive: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '100' } } });
@@ -98,13 +97,27 @@ try {
   console.log(`| naive: offset-paginated JSON from PostgreSQL | ${values.naive} | ${(naiveMs / 1000).toFixed(1)} | ${naiveRate.toFixed(1)} | ${naiveQueries} | ${avg(naiveBytes).toFixed(0)} |`);
   console.log(`throughput: ${(snapRate / naiveRate).toFixed(0)}x the naive approach`);
 
-  // one full salesman bootstrap
-  const d = new Device('salesman', (cursor, limit) => fetch(`${server.url}/v1/sync/pull`, { method: 'POST', headers: { authorization: `Bearer ${tokens[0]}`, 'content-type': 'application/json' }, body: JSON.stringify({ ...(cursor && { cursor }), limit }) }), server.url);
+  // one full salesman bootstrap: pulls and snapshot pages, bytes on the wire (gzip)
+  let cursor: string | undefined;
+  let wire = 0;
+  let rows = 0;
+  let pages = 0;
   const t2 = performance.now();
-  await d.catchUp(5000);
-  const fullMs = performance.now() - t2;
-  const rows = [...d.tables.values()].reduce((n, t) => n + t.size, 0);
-  console.log(`\nfull salesman bootstrap (catalog, his pricelists, stock, clients, orders): ${rows} rows, ${d.snapshotPages} snapshot pages, ${fullMs.toFixed(0)} ms`);
+  for (;;) {
+    const res = await postGzip(`${server.url}/v1/sync/pull`, { ...(cursor && { cursor }), limit: 5000 }, { authorization: `Bearer ${tokens[0]}` });
+    wire += res.wireBytes;
+    for (const snap of res.json.snapshots as { rows: number; pages: string[] }[]) {
+      rows += snap.rows;
+      for (const page of snap.pages) {
+        wire += await getGzip(`${server.url}${page}`);
+        pages++;
+      }
+    }
+    for (const section of Object.values(res.json.changes) as { rows: unknown[] }[]) rows += section.rows.length;
+    cursor = res.json.cursor;
+    if (!res.json.hasMore) break;
+  }
+  console.log(`\nfull salesman bootstrap (catalog, his pricelists, stock, clients, orders): ${rows} rows, ${pages} snapshot pages, ${wire} bytes on the wire, ${(performance.now() - t2).toFixed(0)} ms`);
 } finally {
   await server.stop();
 }
