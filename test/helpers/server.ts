@@ -71,3 +71,20 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     },
   };
 }
+
+/**
+ * Another app instance on a test server's database (several processes behind a load
+ * balancer, in one test process). Stop it before the first server closes.
+ */
+export async function startSecondInstance(first: TestServer, env: Record<string, string> = {}): Promise<RunningServer> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'fieldsync-test-second-'));
+  const config = loadConfig({ DATABASE_URL: first.tdb.url, JWT_SECRET: TEST_SECRET, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', DATA_DIR: dataDir, ...env });
+  const server = await startServer(config, createLogger('silent'));
+  return {
+    ...server,
+    async stop() {
+      await server.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}

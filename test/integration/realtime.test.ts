@@ -5,7 +5,7 @@ import type { ClientToServerEvents, ServerToClientEvents } from '../../src/proto
 import { erpPool } from '../helpers/db.js';
 import { Device } from '../helpers/device.js';
 import { FIXTURE_PASSWORD, loadFixture } from '../helpers/fixture.js';
-import { startTestServer, TEST_SECRET, type TestServer } from '../helpers/server.js';
+import { startSecondInstance, startTestServer, TEST_SECRET, type TestServer } from '../helpers/server.js';
 
 type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
 const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -242,14 +242,7 @@ test('two instances sharing Redis: a socket on either gets each event exactly on
   try {
     await loadFixture(a.db);
     await a.settle();
-    // a second app instance on the same database and Redis
-    const { loadConfig } = await import('../../src/config.js');
-    const { createLogger } = await import('../../src/observability/logger.js');
-    const { startServer } = await import('../../src/server.js');
-    const b = await startServer(
-      loadConfig({ DATABASE_URL: a.tdb.url, JWT_SECRET: TEST_SECRET, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', REDIS_URL: REDIS, POKE_WINDOW_MS: '100' }),
-      createLogger('silent'),
-    );
+    const b = await startSecondInstance(a, { REDIS_URL: REDIS, POKE_WINDOW_MS: '100' }); // same database and Redis
     try {
       const login = await a.post('/v1/auth/login', { email: 'warehouse@fixture.test', password: FIXTURE_PASSWORD });
       const token = ((await login.json()) as { token: string }).token;

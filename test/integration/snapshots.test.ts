@@ -4,7 +4,7 @@ import { queriesSent } from '../../src/db/pg.js';
 import { erpPool } from '../helpers/db.js';
 import { Device, type PullBody } from '../helpers/device.js';
 import { FIXTURE_PASSWORD, loadFixture } from '../helpers/fixture.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startSecondInstance, startTestServer, type TestServer } from '../helpers/server.js';
 
 const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -97,14 +97,7 @@ test('two app instances sharing Redis build each snapshot once under concurrent 
   try {
     await loadFixture(a.db);
     await a.settle();
-    const { loadConfig } = await import('../../src/config.js');
-    const { createLogger } = await import('../../src/observability/logger.js');
-    const { startServer } = await import('../../src/server.js');
-    const { TEST_SECRET } = await import('../helpers/server.js');
-    const b = await startServer(
-      loadConfig({ DATABASE_URL: a.tdb.url, JWT_SECRET: TEST_SECRET, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', REDIS_URL: REDIS, DATA_DIR: `/tmp/fieldsync-snap-${process.pid}` }),
-      createLogger('silent'),
-    );
+    const b = await startSecondInstance(a, { REDIS_URL: REDIS });
     try {
       const token = await login(a, 'warehouse');
       const builds = async (srv: { metrics: { registry: { metrics(): Promise<string> } } }) =>
