@@ -77,7 +77,7 @@ export const options = {
   MEDIA_GRACE_HOURS: { schema: int(0, 24 * 365), default: '24', doc: 'A replaced image is deleted from storage this long after no product points at it.' },
   SNAPSHOTS: { schema: bool, default: 'true', doc: 'Bootstrap shared buckets (catalog, prices, stock) from pre-built snapshot pages (Redis with REDIS_URL, else memory).' },
   SNAPSHOT_PAGE_ROWS: { schema: int(1, 100_000), default: '5000', doc: 'Rows per snapshot page.' },
-  SNAPSHOT_MAX_AGE_SECONDS: { schema: int(5, 7 * 24 * 3600), default: '600', doc: 'Rebuild a snapshot older than this (it stays correct meanwhile: deltas follow it).' },
+  SNAPSHOT_MAX_AGE_SECONDS: { schema: int(1, 7 * 24 * 3600), default: '600', doc: 'Rebuild a snapshot older than this (it stays correct meanwhile: deltas follow it).' },
   SNAPSHOT_MAX_DELTA_ROWS: { schema: int(0, 10_000_000), default: '5000', doc: 'Rebuild a snapshot once this many rows of its bucket changed since.' },
   SNAPSHOT_GRACE_SECONDS: { schema: int(0, 24 * 3600), default: '300', doc: 'Old snapshot pages stay this long after their successor, for devices still downloading them.' },
   SNAPSHOT_MEMORY_MAX_BYTES: { schema: int(1024 * 1024, 64 * 1024 * 1024 * 1024), default: String(256 * 1024 * 1024), doc: 'Without Redis: the in-memory snapshot store keeps at most this many bytes.' },

@@ -22,6 +22,7 @@ import { mediaRoutes } from './http/routes/media.js';
 import type { MediaService } from './images/service.js';
 import { createMediaStack } from './images/stack.js';
 import { Lifecycle } from './lifecycle.js';
+import { within } from './lib/within.js';
 import { createChannel, type Io } from './realtime/channel.js';
 import { Notifier } from './realtime/notifier.js';
 import type { Logger } from './observability/logger.js';
@@ -219,7 +220,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     // The Socket.IO streams adapter subscribes in the background and cannot report a failed
     // start: with Redis unreachable now, rooms stay in this process (logged), while
     // snapshots and event leases keep trying Redis and fall back on their own.
-    const reachable = redis ? await Promise.race([redis.ping().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 2000))]) : false;
+    const reachable = redis ? await within(2000, redis.ping(), 'redis').then(() => true, () => false) : false;
     if (redis && !reachable) log.warn('Redis unreachable at start: push channel rooms stay in this process');
     const { io, close: closeChannel } = createChannel(http, {
       tokens,

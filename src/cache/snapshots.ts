@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { brotliCompress, constants as zlib, gzip } from 'node:zlib';
 import pgPromise from 'pg-promise';
 import type { Db } from '../db/pg.js';
+import { within } from '../lib/within.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { parseBucket } from '../sync/buckets.js';
@@ -16,14 +17,6 @@ import type { Encoding, SnapshotMeta, SnapshotStore } from './store.js';
 
 const gzipAsync = promisify(gzip);
 
-/** A store that does not answer in time counts as down: page from PostgreSQL instead. */
-function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  p.catch(() => undefined); // if the timeout wins, the late failure must not go unhandled
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`snapshot store: no answer in ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(timer),
-  );
-}
 const brotliAsync = promisify(brotliCompress);
 
 export interface SnapshotOptions {
@@ -45,6 +38,9 @@ export interface SnapshotOffer {
   pages: string[];
 }
 
+/** How often a snapshot's delta since its build is counted (rebuild decision). */
+const DELTA_CHECK_MS = 5000;
+
 /** Bytes of recently served pages kept in process memory. */
 const HOT_BYTES = 64 * 1024 * 1024;
 
@@ -65,6 +61,8 @@ const readOnlySnapshot = new pgPromise.txMode.TransactionMode({ tiLevel: pgPromi
 export class SnapshotService {
   private readonly key: Buffer;
   private readonly building = new Map<string, Promise<SnapshotMeta | undefined>>();
+  /** when each snapshot's delta since was last counted */
+  private readonly deltaChecked = new Map<string, number>();
   /** pages served recently: immutable by id, so a small in-process cache spares Redis a thousand identical reads */
   private readonly hot = new Map<string, Buffer>();
   private hotBytes = 0;
@@ -90,7 +88,7 @@ export class SnapshotService {
   async offer(bucket: string, profile: Profile, waitMs = 15_000): Promise<SnapshotOffer | undefined> {
     if (!SnapshotService.eligible(bucket)) return undefined;
     try {
-      let meta = await within(2000, this.store.getMeta(bucket, profile.name));
+      let meta = await within(2000, this.store.getMeta(bucket, profile.name), 'snapshot store');
       // an empty snapshot (built before the data arrived) is worth nothing once there is data
       const useless = meta !== undefined && meta.rows === 0 && this.heads.head(bucket) >= BigInt(meta.position);
       if (!meta || useless) meta = await this.build(bucket, profile, waitMs);
@@ -119,6 +117,12 @@ export class SnapshotService {
 
   private async stale(meta: SnapshotMeta): Promise<boolean> {
     if (Date.now() - meta.builtAt > this.opts.maxAgeMs) return true;
+    // a bootstrap storm offers the same snapshot a thousand times: count its delta at most
+    // once per interval, not once per device
+    const checked = this.deltaChecked.get(meta.id);
+    if (checked !== undefined && Date.now() - checked < DELTA_CHECK_MS) return false;
+    this.deltaChecked.set(meta.id, Date.now());
+    if (this.deltaChecked.size > 1000) this.deltaChecked.delete(this.deltaChecked.keys().next().value!);
     if (this.heads.head(meta.bucket) < BigInt(meta.position)) return false; // nothing since
     const bucket = parseBucket(meta.bucket)!;
     const counts = collectionsOfKind(bucket.kind).map((c) =>
@@ -144,7 +148,7 @@ export class SnapshotService {
 
   private async buildOnce(bucket: string, profile: Profile, waitMs: number): Promise<SnapshotMeta | undefined> {
     const lockName = `snapshot:${bucket}:${profile.name}`;
-    const token = await within(2000, this.store.lock(lockName, 120_000));
+    const token = await within(2000, this.store.lock(lockName, 120_000), 'snapshot store');
     if (!token) {
       // someone else builds: wait for their result (or give up and page from PostgreSQL)
       const until = Date.now() + waitMs;
@@ -225,7 +229,7 @@ export class SnapshotService {
     const key = `${id}:${page}:${enc}`;
     let bytes = this.hot.get(key);
     if (!bytes) {
-      bytes = await within(2000, this.store.getPage(id, page, enc));
+      bytes = await within(2000, this.store.getPage(id, page, enc), 'snapshot store');
       if (bytes) {
         this.hot.set(key, bytes);
         this.hotBytes += bytes.length;

@@ -63,8 +63,8 @@ export class Device {
     return out;
   }
 
+  /** Applies an answer's changes and keeps its cursor (removed buckets are dropped before, by pullOnce). */
   apply(body: PullBody): void {
-    for (const b of body.buckets.removed) this.dropBucket(b);
     this.applyChanges(body.buckets.current, body.changes);
     this.cursor = body.cursor;
     this.last = body;

@@ -163,6 +163,26 @@ test('a snapshot whose bucket changed past the limit is rebuilt; the old one kee
   }
 });
 
+test('a snapshot older than its maximum age is rebuilt, the old one serving meanwhile', async (t) => {
+  const s = await startTestServer({ SNAPSHOT_MAX_AGE_SECONDS: '1' });
+  try {
+    await loadFixture(s.db);
+    await s.settle();
+    const token = await login(s, 'driver');
+    const first = (await firstPull(s, token)).snapshots![0]!;
+    await new Promise((r) => setTimeout(r, 1200)); // no data change: only age decides
+    let next = first;
+    for (let i = 0; i < 100 && next.id === first.id; i++) {
+      next = (await firstPull(s, token)).snapshots![0]!;
+      t.truthy(next, 'always an offer');
+      if (next.id === first.id) await new Promise((r) => setTimeout(r, 50));
+    }
+    t.not(next.id, first.id, 'rebuilt by age');
+  } finally {
+    await s.close();
+  }
+});
+
 test('the no-change pull after a snapshot bootstrap still touches no PostgreSQL', async (t) => {
   const s = await startTestServer();
   try {

@@ -1,24 +1,10 @@
 import type { Db } from '../../db/pg.js';
+import { within } from '../../lib/within.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Storage } from '../../storage/s3.js';
 import { errorCatalogue, type ErrorCode } from '../../errors.js';
 import { AppError } from '../../errors.js';
 import { route } from '../route.js';
-
-/** Fails if the promise does not settle within ms. */
-async function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export function systemRoutes(db: Db, metrics: Metrics, storage: Storage) {
   return [
