@@ -35,6 +35,9 @@ export const options = {
   DATA_DIR: { schema: z.string().min(1), default: './.fieldsync', doc: 'Embedded mode: where the database and the generated JWT secret live.' },
   EMBEDDED_PG_PORT: { schema: int(0, 65535), default: '0', doc: 'Embedded mode: TCP port of the PGlite socket on 127.0.0.1 (0 picks a free one).' },
 
+  SYNC_CONFIG: { schema: z.string().min(1), doc: 'The sync config file (a .ts or .js module that default-exports defineConfig({...})): what is synced out of your database. Unset: the demo ERP\'s config (src/demo/config.ts).' },
+  SYNC_INSTALL: { schema: z.enum(['auto', 'check']), doc: 'At start, `check`: refuse to start unless `npm run sync:install` has installed this config; `auto`: install it (migrations and triggers) first. Default: auto in embedded mode, check with DATABASE_URL.' },
+  CONFIG_CHECK_INTERVAL_MS: { schema: int(1000, 24 * 3600_000), default: '30000', doc: 'How often a running server checks that the database still matches the sync config (an ERP deploy recreating a synced table); while it does not, pulls answer 503 config-drift.' },
   SEED_DEMO: { schema: bool, doc: 'Seed demo data into an empty database at start. Default: on in embedded mode, off with DATABASE_URL.' },
   DEMO_SCALE: { schema: z.coerce.number().positive().max(100), default: '1', doc: '1 = today (2,218 products), 10 = growth target (20,000 products).' },
   DEMO_SEED: { schema: int(0, 2 ** 31), default: '42', doc: 'Random seed of the demo data; same seed, same data.' },
@@ -60,7 +63,6 @@ export const options = {
   POKE_SPREAD_PER_SOCKET_MS: { schema: z.coerce.number().min(0).max(1000), default: '2', doc: "A poke's pullWithinMs grows by this per socket in the room, so 1,000 phones do not pull in the same instant." },
   POKE_MAX_SPREAD_MS: { schema: int(0, 600_000), default: '10000', doc: 'Upper bound of pullWithinMs.' },
   SOCKET_CONNECTS_PER_IP_PER_MINUTE: { schema: int(1, 1_000_000), default: '600', doc: 'Push channel connections accepted per client IP per minute (a NAT of phones shares an IP).' },
-  DOORBELL_LISTEN: { schema: bool, default: 'true', doc: 'Use LISTEN/NOTIFY on a dedicated connection; set false behind PgBouncer in transaction mode (polling only). Ignored in embedded mode (always polling).' },
   S3_ENDPOINT: { schema: url('http:', 'https:'), doc: 'S3-compatible endpoint for product images (MinIO, R2, ...). Unset with no S3_BUCKET override: an in-process s3rver with files under DATA_DIR/media (embedded mode and tests).' },
   S3_BUCKET: { schema: z.string().min(3).max(63), default: 'fieldsync-media', doc: 'Bucket of product images.' },
   S3_REGION: { schema: z.string().min(1), default: 'us-east-1', doc: 'S3 region.' },
@@ -82,7 +84,7 @@ export const options = {
   SNAPSHOT_GRACE_SECONDS: { schema: int(0, 24 * 3600), default: '300', doc: 'Old snapshot pages stay this long after their successor, for devices still downloading them.' },
   SNAPSHOT_MEMORY_MAX_BYTES: { schema: int(1024 * 1024, 64 * 1024 * 1024 * 1024), default: String(256 * 1024 * 1024), doc: 'Without Redis: the in-memory snapshot store keeps at most this many bytes.' },
   SNAPSHOT_URL_TTL_SECONDS: { schema: int(10, 24 * 3600), default: '600', doc: 'Lifetime of the signed snapshot page URLs a pull hands out.' },
-  DOORBELL_POLL_MS: { schema: int(10, 60_000), default: '500', doc: 'How often the watermark is polled: the change doorbell when LISTEN/NOTIFY is unavailable (embedded, PgBouncer) and a safety net otherwise.' },
+  DOORBELL_POLL_MS: { schema: int(2, 60_000), default: '10', doc: 'How often each process polls the watermark (one statement that reads no table): the change doorbell. Lower: changes reach devices sooner; higher: fewer statements.' },
 } satisfies Record<string, Option>;
 
 export type OptionName = keyof typeof options;
@@ -108,7 +110,12 @@ export interface Config {
     ttlSeconds: number;
   };
   login: { maxPerIp: number; maxFailuresPerEmail: number };
-  doorbell: { pollMs: number; listen: boolean };
+  doorbell: { pollMs: number };
+  /** the sync config file; undefined: the demo's */
+  syncConfig: string | undefined;
+  /** undefined: decided by mode (embedded: auto; DATABASE_URL: check) */
+  syncInstall: 'auto' | 'check' | undefined;
+  configCheckMs: number;
   redisUrl: string | undefined;
   redisKeyPrefix: string;
   s3: { endpoint: string | undefined; bucket: string; region: string; accessKeyId: string | undefined; secretAccessKey: string | undefined; forcePathStyle: boolean };
@@ -176,7 +183,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ttlSeconds: r.JWT_TTL_SECONDS!,
     },
     login: { maxPerIp: r.LOGIN_MAX_PER_IP!, maxFailuresPerEmail: r.LOGIN_MAX_FAILURES_PER_EMAIL! },
-    doorbell: { pollMs: r.DOORBELL_POLL_MS!, listen: r.DOORBELL_LISTEN! },
+    doorbell: { pollMs: r.DOORBELL_POLL_MS! },
+    syncConfig: r.SYNC_CONFIG,
+    syncInstall: r.SYNC_INSTALL,
+    configCheckMs: r.CONFIG_CHECK_INTERVAL_MS!,
     redisUrl: r.REDIS_URL,
     redisKeyPrefix: r.REDIS_KEY_PREFIX!,
     snapshots: {

@@ -25,6 +25,7 @@ export const errorCatalogue = {
   'login-disabled': { status: 501, title: 'This server only accepts tokens issued by the ERP' },
   'internal': { status: 500, title: 'Internal server error' },
   'unavailable': { status: 503, title: 'A backing service is unavailable; retry later' },
+  'config-drift': { status: 503, title: 'The database no longer matches the sync config; an operator must run sync:install' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -4,11 +4,16 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { LoginService } from './auth/login.js';
+import { UsersRepo } from './db/repos/users.js';
 import { Tokens } from './auth/tokens.js';
-import { assertServable, type Config } from './config.js';
+import { assertServable, ConfigError, type Config } from './config.js';
 import { Doorbell } from './db/doorbell.js';
 import { startEmbeddedPostgres } from './db/embedded.js';
-import { migrate } from './db/migrate.js';
+import { applyDemoSchema, install, installedHash } from './install/apply.js';
+import { DriftMonitor } from './install/drift.js';
+import { planInstall } from './install/plan.js';
+import { loadConfigFile, loadModel } from './model/load.js';
+import type { Model } from './model/model.js';
 import { allQueriesSent, createDb, type Db } from './db/pg.js';
 import { createApp } from './http/app.js';
 import { fastPull, rawFastPull } from './http/fast-pull.js';
@@ -19,7 +24,7 @@ import { syncRoutes } from './http/routes/sync.js';
 import { systemRoutes } from './http/routes/system.js';
 import { Redis } from 'ioredis';
 import { mediaRoutes } from './http/routes/media.js';
-import type { MediaService } from './images/service.js';
+import type { ImageChange, MediaService } from './images/service.js';
 import { createMediaStack } from './images/stack.js';
 import { Lifecycle } from './lifecycle.js';
 import { within } from './lib/within.js';
@@ -33,7 +38,6 @@ import { ChecksumCache } from './sync/checksum-cache.js';
 import { Heads } from './sync/heads.js';
 import { schedulePrune } from './sync/prune.js';
 import { PullService } from './sync/pull.js';
-import { profiles } from './sync/profiles.js';
 import { SnapshotService } from './cache/snapshots.js';
 import { MemorySnapshotStore, RedisSnapshotStore } from './cache/store.js';
 import { AuditLog } from './push/audit.js';
@@ -50,9 +54,19 @@ export interface RunningServer {
   media: MediaService;
   snapshots: SnapshotService | undefined;
   tokens: Tokens;
+  model: Model;
+  drift: DriftMonitor;
   /** true when running on the embedded PGlite database */
   embedded: boolean;
   stop(): Promise<void>;
+}
+
+/** A data directory of an older fieldsync (its tables in public) cannot be adopted: say so plainly. */
+async function refuseOldEmbedded(db: Db, dataDir: string): Promise<void> {
+  const old = await db.one<{ t: string | null }>(`SELECT to_regclass('public.sync_tombstones')::text AS t`);
+  if (old.t !== null) {
+    throw new ConfigError([`DATA_DIR ${dataDir} holds demo data of an older fieldsync version: stop the server, delete that folder and start again`]);
+  }
 }
 
 /** Embedded mode keeps its generated JWT key beside the data, so tokens survive restarts. */
@@ -115,36 +129,56 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
     const db = createDb({ url, poolMax: embedded ? 8 : config.db.poolMax, log });
     life.onStop('database pool', () => db.$pool.end());
-    const migrated = await migrate(db);
-    log.info(migrated, 'database migrated');
+
+    // the demo ERP (its schema and data) only with the demo's config
+    const demo = config.syncConfig === undefined && (config.seedDemo ?? embedded);
+    if (embedded) await refuseOldEmbedded(db, config.dataDir);
+    if (demo) {
+      const applied = await applyDemoSchema(db);
+      if (applied.length) log.info({ applied }, 'demo ERP schema created');
+    }
+    const checked = await loadConfigFile(config.syncConfig);
+    const model = await loadModel(db, checked);
+    if ((config.syncInstall ?? (embedded ? 'auto' : 'check')) === 'auto') {
+      const report = await install(db, model);
+      if (report.steps > 0 || report.migrations.length > 0) log.info(report, 'sync config installed');
+    } else {
+      const [have, plan] = await Promise.all([installedHash(db, model.schema), planInstall(db, model)]);
+      if (have === undefined || plan.steps.length > 0) {
+        throw new ConfigError([
+          have === undefined
+            ? `fieldsync is not installed in this database: review \`npm run sync:install -- --dry-run\`, then run \`npm run sync:install\``
+            : `the database does not match the sync config (${plan.steps.length} statements differ): review \`npm run sync:install -- --dry-run\`, then run \`npm run sync:install\``,
+        ]);
+      }
+    }
 
     let seeded = false;
-    if (config.seedDemo ?? embedded) {
-      const { n } = await db.one<{ n: number }>('SELECT count(*) AS n FROM users');
+    if (demo) {
+      const { n } = await db.one<{ n: number }>('SELECT count(*)::int AS n FROM $1:name.users', [model.schema]);
       if (n === 0) {
         seeded = true;
         // loaded only when seeding: production processes never load the vocabulary
         const { seedDemo } = await import('./seed/load.js');
-        const report = await seedDemo(db, { ...config.demo, log: (msg) => log.info(msg) });
+        const report = await seedDemo(db, { ...config.demo, schema: model.schema, log: (msg) => log.info(msg) });
         log.info(report, 'demo data seeded');
       }
     }
 
     const secret = config.auth.jwtSecret ?? (embedded ? await embeddedSecret(config.dataDir) : undefined);
-    const tokens = new Tokens({ ...config.auth, secret });
-    const login = new LoginService(db, tokens, config.login);
+    const tokens = new Tokens({ ...config.auth, secret }, model);
+    const users = new UsersRepo(db, model.schema);
+    const login = new LoginService(users, tokens, config.login);
 
-    const heads = new Heads(db, log);
+    const heads = new Heads(db, model, log);
     await heads.start();
     life.onStop('heads', () => heads.stop());
     const metrics = new Metrics({ dbQueries: () => allQueriesSent(db), lag: () => heads.lag });
-    const doorbell = new Doorbell(db, { listen: !embedded && config.doorbell.listen, pollMs: config.doorbell.pollMs, log });
-    const ring = () => void heads.refresh().catch((err: unknown) => log.warn({ err }, 'heads refresh failed'));
-    doorbell.on('change', ring);
-    doorbell.on('watermark', ring);
+    const doorbell = new Doorbell(db, { pollMs: config.doorbell.pollMs, log });
+    doorbell.on('watermark', () => void heads.refresh().catch((err: unknown) => log.warn({ err }, 'heads refresh failed')));
     await doorbell.start();
     life.onStop('doorbell', () => doorbell.stop());
-    life.onStop('prune', schedulePrune(db, config.sync.retentionDays, config.sync.pruneIntervalMs, log));
+    life.onStop('prune', schedulePrune(db, model, config.sync.retentionDays, config.sync.pruneIntervalMs, log));
 
     const { name: dbName } = await db.one<{ name: string }>('SELECT current_database() AS name');
     const namespace = `${config.redisKeyPrefix}:${dbName}`;
@@ -159,6 +193,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const snapshots = config.snapshots.enabled
       ? new SnapshotService(
           db,
+          model,
           heads,
           redis ? new RedisSnapshotStore(redis, namespace) : new MemorySnapshotStore(config.snapshots.memoryMaxBytes),
           metrics,
@@ -167,39 +202,45 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           config.sync.cursorSecret ?? secret!,
         )
       : undefined;
-    const sets = new BucketSets(db, heads);
+    const drift = new DriftMonitor(db, checked, model, log, (ok) => metrics.configDrift.set(ok ? 0 : 1));
+    drift.start(config.configCheckMs);
+    life.onStop('config drift check', () => drift.stop());
+    const sets = new BucketSets(db, model, heads);
     const pulls = new PullService(
       db,
+      model,
       heads,
       sets,
-      new ChecksumCache(db, heads),
+      new ChecksumCache(db, model, heads),
       new CursorCodec(config.sync.cursorSecret ?? secret!),
       metrics,
       snapshots,
+      drift.state,
     );
 
-    let announceImage: (productId: number, thumb: string) => void = () => undefined;
-    const { storage, media, stop: stopMedia } = await createMediaStack(config, db, log, (productId, thumb) => announceImage(productId, thumb));
+    let announceImage: (c: ImageChange) => void = () => undefined;
+    const { storage, media, stop: stopMedia } = await createMediaStack({ config, db, model, log, onChange: (c) => announceImage(c) });
     life.onStop('media storage', stopMedia);
     if (seeded) {
       const { attachDemoImages } = await import('./images/demo.js');
-      log.info({ products: await attachDemoImages(db, media) }, 'demo images attached');
+      log.info({ products: await attachDemoImages(media) }, 'demo images attached');
     }
     const cleanup = setInterval(() => void media.cleanup(config.media.graceHours).catch((err: unknown) => log.warn({ err }, 'media cleanup failed')), 3600_000);
     cleanup.unref();
     life.onStop('media cleanup', () => clearInterval(cleanup));
 
-    const audit = new AuditLog(db, log);
+    const audit = new AuditLog(db, model, log);
     life.onStop('audit log', () => audit.stop());
-    const push = new PushService(db, audit, metrics);
+    const push = new PushService(db, model, audit, metrics);
 
     const app = createApp({
+      model,
       log,
       tokens,
       metrics,
       early: [fastPull(pulls, tokens, { ...config.sync, bodyLimitBytes: config.http.bodyLimitBytes })],
-      routes: [...systemRoutes(db, metrics, storage), ...authRoutes(login), ...adminUserRoutes(db), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push),
-        ...mediaRoutes(db, media, storage, heads, config.media.maxBytes)],
+      routes: [...systemRoutes(db, metrics, storage), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push),
+        ...mediaRoutes({ model, media, storage, heads, maxBytes: config.media.maxBytes })],
       bodyLimitBytes: config.http.bodyLimitBytes,
       trustProxy: config.http.trustProxy,
     });
@@ -231,8 +272,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       connectsPerIpPerMinute: config.realtime.connectsPerIpPerMinute,
       trustProxy: config.http.trustProxy,
     });
-    const notifier = new Notifier(io, db, heads, sets, redis, log, { ...config.realtime, namespace });
-    announceImage = (productId, thumb) => void io.to('catalog').emit('catalog:image', { productId, thumb });
+    const notifier = new Notifier({ io, db, model, heads, sets, redis, log, options: { ...config.realtime, namespace } });
+    announceImage = (c) => notifier.announceImage(c);
     life.onStop('push channel', async () => {
       notifier.stop();
       io.local.disconnectSockets(true); // this process's sockets only: they reconnect to another
@@ -242,10 +283,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const serverUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
     log.info({ url: serverUrl, embedded }, 'fieldsync listening');
-    // warm the catalog snapshot everyone bootstraps from (in the background)
-    if (snapshots) void snapshots.offer('catalog', profiles.salesman).catch(() => undefined);
+    // warm the shared snapshots every device of a default app bootstraps from (in the background)
+    if (snapshots) {
+      for (const [role, appName] of model.defaultApp) {
+        for (const b of model.roles.get(role)!.buckets) {
+          if (b.bucket.snapshot && !b.bucket.keyed) void snapshots.offer(b.bucket.name, model.apps.get(appName)!).catch(() => undefined);
+        }
+      }
+    }
 
-    return { url: serverUrl, db, doorbell, heads, metrics, io, media, snapshots, tokens, embedded, stop: () => life.stop() };
+    return { url: serverUrl, db, doorbell, heads, metrics, io, media, snapshots, tokens, model, drift, embedded, stop: () => life.stop() };
   } catch (err) {
     await life.stop();
     throw err;

@@ -1,6 +1,5 @@
 import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { Db } from '../db/pg.js';
-import type { UserRow } from '../db/repos/users.js';
+import type { UserRow, UsersRepo } from '../db/repos/users.js';
 import { AppError } from '../errors.js';
 import { DUMMY_HASH, verifyPassword } from './passwords.js';
 import type { Principal } from './principal.js';
@@ -14,7 +13,8 @@ export interface LoginLimits {
 export interface LoginResult {
   token: string;
   expiresAt: number;
-  user: { id: number; role: Principal['role']; name: string; salesmanId?: number; clientId?: number };
+  /** claims: what the role declares (the demo salesman's {salesmanId: 3}) */
+  user: { id: number; role: string; name: string; claims: Principal['claims'] };
 }
 
 function tooMany(res: RateLimiterRes): AppError {
@@ -36,7 +36,7 @@ export class LoginService {
   private readonly perEmail: RateLimiterAbstract;
 
   constructor(
-    private readonly db: Db,
+    private readonly users: UsersRepo,
     private readonly tokens: Tokens,
     limits: LoginLimits,
   ) {
@@ -56,7 +56,7 @@ export class LoginService {
     const failures = await this.perEmail.get(key);
     if (failures && failures.remainingPoints <= 0) throw tooMany(failures);
 
-    const user = await this.db.users.findByEmail(email);
+    const user = await this.users.findByEmail(email);
     // Verify against a dummy hash for unknown e-mails: same cost, no user enumeration.
     const ok = await verifyPassword(password, user?.password_hash ?? DUMMY_HASH);
     if (!user || !ok) {
@@ -67,24 +67,20 @@ export class LoginService {
     return this.issue(user);
   }
 
+  /**
+   * The token of a user whose password matched. A record the sync config no longer fits
+   * (its role removed, a claim the role now needs missing) is refused with 403 naming
+   * why, rather than issuing a token that every later request would refuse.
+   */
   private async issue(user: UserRow): Promise<LoginResult> {
-    const principal: Principal = {
-      userId: user.id,
-      role: user.role,
-      ...(user.salesman_id !== null && { salesmanId: user.salesman_id }),
-      ...(user.client_id !== null && { clientId: user.client_id }),
-    };
+    let principal: Principal;
+    try {
+      principal = this.tokens.principal(String(user.id), user.role, user.claims);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'token-invalid') throw new AppError('forbidden', `this login cannot be used: ${err.message}`);
+      throw err;
+    }
     const { token, expiresAt } = await this.tokens.issue(principal);
-    return {
-      token,
-      expiresAt,
-      user: {
-        id: user.id,
-        role: user.role,
-        name: user.display_name,
-        ...(principal.salesmanId !== undefined && { salesmanId: principal.salesmanId }),
-        ...(principal.clientId !== undefined && { clientId: principal.clientId }),
-      },
-    };
+    return { token, expiresAt, user: { id: user.id, role: principal.role, name: user.display_name, claims: principal.claims } };
   }
 }

@@ -7,7 +7,8 @@ import {
   type JWTPayload,
 } from 'jose';
 import { AppError } from '../errors.js';
-import { principalClaims, type Principal } from './principal.js';
+import type { Model } from '../model/model.js';
+import type { Principal } from './principal.js';
 
 export interface TokenOptions {
   /** HS256 key; undefined when only ERP-issued tokens are accepted */
@@ -18,11 +19,63 @@ export interface TokenOptions {
   ttlSeconds: number;
 }
 
+/** What tokens need of the model: the roles with their claims, and the token's claim names. */
+export type TokenModel = Pick<Model, 'roles' | 'token'>;
+
 /** Verified tokens kept (by their exact text) until they expire: bounded. */
 const CACHE_MAX = 20_000;
 
+type ClaimType = 'int' | 'text';
+
+/**
+ * A claim value as its declared type, or undefined when it does not fit: int a positive
+ * safe integer (ERP tokens often carry ids as digit strings: "7" is read as 7), text a
+ * non-empty string (a number is read as its decimal text).
+ */
+export function claimValue(type: ClaimType, raw: unknown): string | number | undefined {
+  if (type === 'int') {
+    const n = typeof raw === 'string' && /^\d{1,16}$/.test(raw) ? Number(raw) : raw;
+    return typeof n === 'number' && Number.isSafeInteger(n) && n > 0 ? n : undefined;
+  }
+  if (typeof raw === 'number' && Number.isFinite(raw)) return String(raw);
+  return typeof raw === 'string' && raw.trim() !== '' ? raw : undefined;
+}
+
+/**
+ * A principal of a config role: every claim the role declares, read from `source` under
+ * `nameOf(claim)` and typed. Claims the role does not declare are dropped. Answers the
+ * problem (naming the claim and the role) instead of a principal when something is
+ * missing or mistyped. Used for tokens and for standalone users' records alike, so a
+ * login can never issue a token that would not verify.
+ */
+export function readPrincipal(
+  model: TokenModel,
+  user: { userId: string; role: string; source: Readonly<Record<string, unknown>> },
+  nameOf: (claim: string) => string = (c) => c,
+): { principal: Principal } | { problem: string } {
+  const role = model.roles.get(user.role);
+  if (!role) return { problem: `role "${user.role}" is not a role of this server` };
+  const claims: Record<string, string | number> = {};
+  const problems: string[] = [];
+  for (const [claim, type] of Object.entries(role.claims)) {
+    const name = nameOf(claim);
+    const raw = Object.hasOwn(user.source, name) ? user.source[name] : undefined;
+    const value = claimValue(type, raw);
+    if (raw === undefined || raw === null) problems.push(`${name} is required for role ${role.name}`);
+    else if (value === undefined) problems.push(`${name} must be ${type === 'int' ? 'a positive integer' : 'non-empty text'}`);
+    else claims[claim] = value;
+  }
+  if (problems.length > 0) return { problem: problems.join('; ') };
+  return { principal: { userId: user.userId, role: role.name, claims } };
+}
+
 /**
  * Issues fieldsync's own tokens (HS256) and verifies ours and the ERP's (JWKS).
+ * Claims are read through the sync config's `token` section (README "token"): the user
+ * from `userClaim`, the role from `roleClaim` through `roleMap`, each claim the role
+ * declares from `claims[claim] ?? claim`. Our own tokens are written with the same names,
+ * so they verify the same way as the ERP's.
+ *
  * A token verified once is remembered until its `exp`: a phone polling pull sends the
  * same token thousands of times, and verifying it (WebCrypto key import + HMAC) was
  * the largest cost of a no-change pull. The cache is keyed by the whole token, so a
@@ -33,7 +86,10 @@ export class Tokens {
   private readonly key: Uint8Array | undefined;
   private readonly jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
 
-  constructor(private readonly opts: TokenOptions) {
+  constructor(
+    private readonly opts: TokenOptions,
+    private readonly model: TokenModel,
+  ) {
     this.key = opts.secret ? new TextEncoder().encode(opts.secret) : undefined;
     this.jwks = opts.jwksUrl ? createRemoteJWKSet(new URL(opts.jwksUrl)) : undefined;
   }
@@ -42,16 +98,29 @@ export class Tokens {
     return this.key !== undefined;
   }
 
+  /**
+   * A principal of a config role from a user id and raw claim values (by config claim
+   * name), as a standalone user's record holds them; throws token-invalid naming the
+   * problem when the role or its claims do not fit the config.
+   */
+  principal(userId: string, role: string, claims: Readonly<Record<string, unknown>>): Principal {
+    const read = readPrincipal(this.model, { userId, role, source: claims });
+    if ('problem' in read) throw new AppError('token-invalid', read.problem);
+    return read.principal;
+  }
+
   async issue(p: Principal): Promise<{ token: string; expiresAt: number }> {
     if (!this.key) throw new AppError('login-disabled');
+    const payload = this.claimsOf(p);
+    // the same rules as verify(): a token we issue always verifies, to the same principal
+    const check = this.decode({ ...payload, sub: p.userId });
+    if ('problem' in check || check.principal.role !== p.role) {
+      throw new Error(`cannot issue a token for user ${p.userId} (${p.role}): ${'problem' in check ? check.problem : 'token.roleMap sends the role elsewhere'}`);
+    }
     const expiresAt = Math.floor(Date.now() / 1000) + this.opts.ttlSeconds;
-    const token = await new SignJWT({
-      role: p.role,
-      ...(p.salesmanId !== undefined && { salesmanId: p.salesmanId }),
-      ...(p.clientId !== undefined && { clientId: p.clientId }),
-    })
+    const token = await new SignJWT(payload)
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(String(p.userId))
+      .setSubject(p.userId)
       .setIssuer(this.opts.issuer)
       .setAudience(this.opts.audience)
       .setIssuedAt()
@@ -60,11 +129,6 @@ export class Tokens {
     return { token, expiresAt: expiresAt * 1000 };
   }
 
-  /**
-   * Verifies signature, expiry, issuer and audience, then decodes the claims into a
-   * Principal. HS256 tokens are checked with our key; any other algorithm only against
-   * the JWKS, so a token cannot pick a weaker path by choosing its own `alg`.
-   */
   /** Verifies and tells when the token expires (epoch ms; MAX_SAFE_INTEGER without exp). */
   async session(token: string): Promise<{ principal: Principal; expiresAt: number }> {
     const principal = await this.verify(token);
@@ -78,6 +142,11 @@ export class Tokens {
     return undefined;
   }
 
+  /**
+   * Verifies signature, expiry, issuer and audience, then decodes the claims into a
+   * Principal. HS256 tokens are checked with our key; any other algorithm only against
+   * the JWKS, so a token cannot pick a weaker path by choosing its own `alg`.
+   */
   async verify(token: string): Promise<Principal> {
     const hit = this.peek(token);
     if (hit) return hit;
@@ -104,14 +173,46 @@ export class Tokens {
       }
       throw new AppError('token-invalid');
     }
-    const claims = principalClaims.safeParse(payload);
-    if (!claims.success) {
-      throw new AppError('token-invalid', `token claims: ${claims.error.issues.map((i) => i.message).join('; ')}`);
-    }
+    const decoded = this.decode(payload);
+    if ('problem' in decoded) throw new AppError('token-invalid', `token claims: ${decoded.problem}`);
     if (payload.exp !== undefined) {
       if (this.verified.size >= CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
-      this.verified.set(token, { principal: claims.data, expiresAt: payload.exp * 1000 });
+      this.verified.set(token, { principal: decoded.principal, expiresAt: payload.exp * 1000 });
     }
-    return claims.data;
+    return decoded.principal;
+  }
+
+  /** Verified claims -> principal, through the config's claim names and role map. */
+  private decode(payload: Readonly<Record<string, unknown>>): { principal: Principal } | { problem: string } {
+    const { userClaim, roleClaim, roleMap, claims } = this.model.token;
+    const user = payload[userClaim];
+    const userId = typeof user === 'string' ? user : typeof user === 'number' && Number.isSafeInteger(user) ? String(user) : '';
+    if (userId === '') return { problem: `"${userClaim}" (the user id) is required` };
+    const given = payload[roleClaim];
+    if (typeof given !== 'string' || given === '') return { problem: `"${roleClaim}" (the role) is required` };
+    const role = Object.hasOwn(roleMap, given) ? roleMap[given]! : given;
+    if (!this.model.roles.has(role)) return { problem: `role "${given}" is not a role of this server` };
+    return readPrincipal(this.model, { userId, role, source: payload }, (claim) => (Object.hasOwn(claims, claim) ? claims[claim]! : claim));
+  }
+
+  /** The role's claims of a principal under the token's names (sub is set apart). */
+  private claimsOf(p: Principal): Record<string, unknown> {
+    const { userClaim, roleClaim, claims } = this.model.token;
+    const payload: Record<string, unknown> = { [roleClaim]: this.tokenRole(p.role) };
+    if (userClaim !== 'sub') payload[userClaim] = p.userId;
+    for (const claim of Object.keys(this.model.roles.get(p.role)?.claims ?? {})) {
+      if (Object.hasOwn(p.claims, claim)) payload[Object.hasOwn(claims, claim) ? claims[claim]! : claim] = p.claims[claim];
+    }
+    return payload;
+  }
+
+  /**
+   * The role name to write so that it maps back to `role`: the name itself unless the
+   * role map sends that name elsewhere, then a name the map sends to `role`.
+   */
+  private tokenRole(role: string): string {
+    const map = this.model.token.roleMap;
+    if (!Object.hasOwn(map, role) || map[role] === role) return role;
+    return Object.keys(map).find((given) => map[given] === role) ?? role;
   }
 }

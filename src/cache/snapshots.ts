@@ -4,15 +4,12 @@ import { brotliCompress, constants as zlib, gzip } from 'node:zlib';
 import pgPromise from 'pg-promise';
 import type { Db } from '../db/pg.js';
 import { within } from '../lib/within.js';
+import { parseBucket, wireColumns, type App, type Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { parseBucket } from '../sync/buckets.js';
 import { rowHash } from '../sync/checksum.js';
 import type { Heads } from '../sync/heads.js';
-import { inBucket, partsOf, snapshotSql, wireColumns } from '../sync/pull-sql.js';
-import { collectionsOfKind } from '../sync/collections.js';
-import type { Profile } from '../sync/profiles.js';
-import type { CollectionName } from '../sync/collections.js';
+import { collectionsFor, deltaCountSql, snapshotSql } from '../sync/pull-sql.js';
 import type { Encoding, SnapshotMeta, SnapshotStore } from './store.js';
 
 const gzipAsync = promisify(gzip);
@@ -44,9 +41,6 @@ const DELTA_CHECK_MS = 5000;
 /** Bytes of recently served pages kept in process memory. */
 const HOT_BYTES = 64 * 1024 * 1024;
 
-/** Buckets shared by many users: worth a snapshot. Per-salesman buckets are small and private. */
-const SHARED = new Set(['catalog', 'prices', 'stock']);
-
 const readOnlySnapshot = new pgPromise.txMode.TransactionMode({ tiLevel: pgPromise.txMode.isolationLevel.repeatableRead, readOnly: true });
 
 /**
@@ -69,6 +63,7 @@ export class SnapshotService {
 
   constructor(
     private readonly db: Db,
+    private readonly model: Model,
     private readonly heads: Heads,
     private readonly store: SnapshotStore,
     private readonly metrics: Metrics,
@@ -79,14 +74,14 @@ export class SnapshotService {
     this.key = Buffer.from(hkdfSync('sha256', secret, 'fieldsync', 'snapshot page url v1', 32));
   }
 
-  static eligible(bucket: string): boolean {
-    const p = parseBucket(bucket);
-    return p !== undefined && SHARED.has(p.kind);
+  /** Buckets shared by many users are worth a snapshot (the config's `snapshot: true`). */
+  eligible(bucket: string): boolean {
+    return parseBucket(this.model, bucket)?.def.snapshot === true;
   }
 
   /** A snapshot to start this bucket from, or undefined (page from PostgreSQL instead). */
-  async offer(bucket: string, profile: Profile, waitMs = 15_000): Promise<SnapshotOffer | undefined> {
-    if (!SnapshotService.eligible(bucket)) return undefined;
+  async offer(bucket: string, profile: App, waitMs = 15_000): Promise<SnapshotOffer | undefined> {
+    if (!this.eligible(bucket)) return undefined;
     try {
       let meta = await within(2000, this.store.getMeta(bucket, profile.name), 'snapshot store');
       // an empty snapshot (built before the data arrived) is worth nothing once there is data
@@ -124,11 +119,7 @@ export class SnapshotService {
     this.deltaChecked.set(meta.id, Date.now());
     if (this.deltaChecked.size > 1000) this.deltaChecked.delete(this.deltaChecked.keys().next().value!);
     if (this.heads.head(meta.bucket) < BigInt(meta.position)) return false; // nothing since
-    const bucket = parseBucket(meta.bucket)!;
-    const counts = collectionsOfKind(bucket.kind).map((c) =>
-      pgPromise.as.format(`(SELECT count(*) FROM $1:name r WHERE r._tx >= $2::xid8 AND ${inBucket(c, bucket)})`, [c.table, meta.position]),
-    );
-    const { n } = await this.db.one<{ n: number }>(`SELECT (${counts.join(' + ')})::int AS n`);
+    const { n } = await this.db.task('bg:snapshot', (t) => t.one<{ n: number }>(deltaCountSql(this.model, meta.bucket, meta.position)));
     return n > this.opts.maxDeltaRows;
   }
 
@@ -136,7 +127,7 @@ export class SnapshotService {
    * Builds (or waits for another process's build, up to waitMs) and returns the current
    * snapshot. Single-flight in this process; one builder across processes.
    */
-  build(bucket: string, profile: Profile, waitMs: number): Promise<SnapshotMeta | undefined> {
+  build(bucket: string, profile: App, waitMs: number): Promise<SnapshotMeta | undefined> {
     const name = `${bucket}:${profile.name}`;
     let running = this.building.get(name);
     if (!running) {
@@ -146,7 +137,7 @@ export class SnapshotService {
     return running;
   }
 
-  private async buildOnce(bucket: string, profile: Profile, waitMs: number): Promise<SnapshotMeta | undefined> {
+  private async buildOnce(bucket: string, profile: App, waitMs: number): Promise<SnapshotMeta | undefined> {
     const lockName = `snapshot:${bucket}:${profile.name}`;
     const token = await within(2000, this.store.lock(lockName, 120_000), 'snapshot store');
     if (!token) {
@@ -162,7 +153,7 @@ export class SnapshotService {
     const started = performance.now();
     try {
       const meta = await this.write(bucket, profile);
-      this.metrics.snapshotBuildSeconds.observe({ kind: parseBucket(bucket)!.kind }, (performance.now() - started) / 1000);
+      this.metrics.snapshotBuildSeconds.observe({ kind: parseBucket(this.model, bucket)!.def.name }, (performance.now() - started) / 1000);
       this.log.info({ bucket, profile: profile.name, rows: meta.rows, pages: meta.pages, ms: Math.round(performance.now() - started) }, 'snapshot built');
       return meta;
     } finally {
@@ -171,20 +162,20 @@ export class SnapshotService {
   }
 
   /** Streams the bucket below the watermark into pages, then publishes the meta (the switch). */
-  private async write(bucket: string, profile: Profile): Promise<SnapshotMeta> {
-    const parsed = parseBucket(bucket)!;
+  private async write(bucket: string, profile: App): Promise<SnapshotMeta> {
+    const parsed = parseBucket(this.model, bucket)!;
     const ttl = this.opts.maxAgeMs * 2 + this.opts.graceMs;
     return this.db.tx({ tag: 'bg:snapshot', mode: readOnlySnapshot }, async (t) => {
-      const { w } = await t.one<{ w: string }>('SELECT sync_watermark()::text AS w');
+      const { w } = await t.one<{ w: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS w');
       const id = createHash('sha256').update(`${bucket}|${profile.name}|${w}|${Date.now()}`).digest('base64url').slice(0, 16);
       let page = 0;
       let rows = 0;
       let sum = 0;
-      for (const part of partsOf(parsed.kind, profile).filter((p) => !p.tombstones)) {
-        const name = part.collection.name as CollectionName;
+      for (const collection of collectionsFor(parsed.def, profile)) {
+        const name = collection.name;
         let after: string | null = null;
         for (;;) {
-          const batch: { id: string; v: string; j: string }[] = await t.any(snapshotSql(part, parsed, w, after, this.opts.pageRows, profile));
+          const batch: { id: string; v: string; j: string }[] = await t.any(snapshotSql(this.model, collection, profile, bucket, w, after, this.opts.pageRows));
           if (batch.length === 0) break;
           for (const r of batch) sum = (sum + rowHash(name, r.id, r.v)) >>> 0;
           // Columnar: all names together, all prices together... gzip finds far more to

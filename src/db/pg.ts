@@ -1,11 +1,12 @@
 import pgPromise, { type IDatabase, type IMain, type ITask } from 'pg-promise';
 import type { Logger } from 'pino';
-import { UsersRepo } from './repos/users.js';
 
-/** Repositories attached to the database object and to every task and transaction. */
-export interface Repos {
-  users: UsersRepo;
-}
+/**
+ * Repositories attached to the database object and to every task and transaction. None
+ * today: the ones over fieldsync's own tables need the sync config's schema, which is not
+ * known when the pool is made, so they are built with it (`new UsersRepo(db, model.schema)`).
+ */
+export interface Repos {}
 
 /**
  * Per-pool context (pg-promise's "database context"): counts the queries sent, apart
@@ -13,6 +14,12 @@ export interface Repos {
  * snapshot builds), so a test can prove a request path sends none.
  */
 export interface DbContext {
+  /**
+   * The database this pool is for. pg-promise tells pools apart by connection and context,
+   * but masks everything after host:port in a connection string, so pools to two databases
+   * of one server would look like duplicates (and warn) without it.
+   */
+  database: string;
   queries: number;
   background: number;
 }
@@ -22,8 +29,8 @@ export type Tx = ITask<Repos> & Repos;
 
 /**
  * The one pg-promise instance of the process (pg-promise warns on more than one).
- * Repositories are attached in `extend`, so `db.tx('name', t => t.users...)` reuses the
- * transaction (pg-promise-demo's pattern).
+ * A repository that needs no config would be attached in an `extend` hook, so
+ * `db.tx('name', t => t.repo...)` reuses the transaction (pg-promise-demo's pattern).
  */
 export const pgp: IMain<Repos> = pgPromise<Repos>({
   capSQL: true,
@@ -33,9 +40,6 @@ export const pgp: IMain<Repos> = pgPromise<Repos>({
     const tag = (e.ctx as { tag?: unknown } | undefined)?.tag;
     if (typeof tag === 'string' && tag.startsWith('bg:')) dc.background++;
     else dc.queries++;
-  },
-  extend(obj: Db | Tx) {
-    obj.users = new UsersRepo(obj);
   },
 });
 
@@ -64,7 +68,7 @@ export function allQueriesSent(db: Db): number {
 
 /** A connection pool for one database. Close it with `db.$pool.end()`. */
 export function createDb(opts: DbOptions): Db {
-  const context: DbContext = { queries: 0, background: 0 };
+  const context: DbContext = { database: new URL(opts.url).pathname + new URL(opts.url).search, queries: 0, background: 0 };
   const db = pgp(
     {
       connectionString: opts.url,

@@ -8,9 +8,12 @@ import type { Tokens } from '../auth/tokens.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { problems } from './problem.js';
+import type { Model } from '../model/model.js';
 import { mount, type Route } from './route.js';
 
 export interface AppOptions {
+  /** the compiled sync config: roles and their permissions */
+  model: Pick<Model, 'roles'>;
   log: Logger;
   metrics: Metrics;
   tokens: Tokens;
@@ -52,7 +55,7 @@ export function createApp(opts: AppOptions): Koa {
   app.silent = true; // errors are logged once, by the problem middleware
 
   const router = new Router();
-  mount(router, opts.routes, opts.tokens);
+  mount(router, opts.routes, opts.tokens, opts.model);
 
   app.use(requestContext(opts.log, opts.metrics));
   app.use(problems(opts.log));

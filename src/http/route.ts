@@ -1,9 +1,11 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { z } from 'zod';
-import type { Principal, Role } from '../auth/principal.js';
+import type { Principal } from '../auth/principal.js';
 import type { Tokens } from '../auth/tokens.js';
 import { AppError, violations } from '../errors.js';
+import type { Permission } from '../model/config.js';
+import type { Model } from '../model/model.js';
 
 /**
  * A route is data: method, path, schemas, who may call it, and a handler
@@ -13,8 +15,12 @@ import { AppError, violations } from '../errors.js';
 export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType> {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
   path: string;
-  /** 'public': no token; 'any': any valid token; else the roles allowed */
-  auth: 'public' | 'any' | readonly Role[];
+  /**
+   * 'public': no token; 'any': any valid token; else a permission the caller's role must
+   * have (the sync config's roles.<role>.permissions): role names are the config's, so
+   * routes never name them.
+   */
+  auth: 'public' | 'any' | { permission: Permission };
   body?: B;
   query?: Q;
   handler: (req: RouteRequest<z.output<B>, z.output<Q>>) => Promise<RouteReply> | RouteReply;
@@ -64,17 +70,22 @@ async function authenticate(ctx: Context, tokens: Tokens): Promise<Principal> {
   }
 }
 
-/** Mounts routes on a router through the one executor. */
-export function mount(router: Router, routes: readonly Route[], tokens: Tokens): void {
+function authorize(r: Route, principal: Principal, model: Pick<Model, 'roles'>): void {
+  if (r.auth === 'public' || r.auth === 'any') return;
+  if (!model.roles.get(principal.role)?.permissions.has(r.auth.permission)) {
+    throw new AppError('forbidden', `role ${principal.role} may not ${r.method} ${r.path} (needs ${r.auth.permission})`);
+  }
+}
+
+/** Mounts routes on a router through the one executor; `model` says what each role may do. */
+export function mount(router: Router, routes: readonly Route[], tokens: Tokens, model: Pick<Model, 'roles'>): void {
   for (const r of routes) {
     router.register(r.path, [r.method], async (ctx: Context) => {
       let principal: Principal | undefined;
       if (r.auth !== 'public') {
         principal = await authenticate(ctx, tokens);
         ctx.state.principal = principal;
-        if (r.auth !== 'any' && !r.auth.includes(principal.role)) {
-          throw new AppError('forbidden', `role ${principal.role} may not ${r.method} ${r.path}`);
-        }
+        authorize(r, principal, model);
       }
       let body: unknown;
       if (r.body) {

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 
 /**
  * The image variants, one table (documented in media/README.md). Keys are
- * content-addressed: products/<id>/<sha256 prefix of the uploaded bytes>-<presets version>/<variant>.<ext>.
+ * content-addressed: <collection>/<row>/<sha256 prefix of the uploaded bytes>-<presets version>/<variant>.<ext>
+ * (the demo: products/42/...). <row> is the row's key when it is made of letters, digits,
+ * '-' and '_' (at most 128), else '~' and a hash of it.
  */
 export interface Preset {
   name: string;

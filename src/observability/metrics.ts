@@ -72,6 +72,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly configDrift = new Gauge({
+    name: 'fieldsync_config_drift',
+    help: '1 while the database no longer matches the sync config (pulls answer 503 config-drift); 0 when it does',
+    registers: [this.registry],
+  });
+
   constructor(sources: { dbQueries: () => number; lag: () => { transactions: number; seconds: number } }) {
     const { dbQueries, lag } = sources;
     collectDefaultMetrics({ register: this.registry, prefix: 'fieldsync_' });

@@ -4,46 +4,49 @@ import { z } from 'zod';
 /**
  * The pull cursor: opaque to the device, base64url(JSON) + "." + base64url(HMAC).
  *
- * Payload, format 1:
- *   { "f": 1, "e": <sync epoch>, "u": <user id>, "a": <app>, "p": <profile hash>,
- *     "b": { "<bucket>": [<tx>, <part>, <id>] } }
+ * Payload, format 2:
+ *   { "f": 2, "e": <sync epoch>, "u": <user id>, "a": <app>, "p": <app hash>,
+ *     "b": { "<bucket>": [<tx>, <collection>, <row key>] } }
  *
- * A bucket's position is the key (transaction id, part, id) of the last item delivered
- * from it; items of a bucket are ordered by that key. `part` numbers the bucket's
- * streams (2i: tombstones of its i-th collection, 2i+1: rows of it). Part -1 means
- * "before any item of transaction tx": [W, -1, null] says everything below watermark W
- * was delivered (the bucket is caught up). A bucket absent from `b` starts from zero.
+ * A bucket's items (rows and deletes of all its collections) are one stream ordered by
+ * (transaction id, collection, row key); a position is the key of the last item
+ * delivered from it. [W, null, null] means "everything below transaction W" (the bucket
+ * is caught up to watermark W). A bucket absent from `b` starts from zero.
  *
- * Worked example: {"catalog": ["918", 3, "1200"], "prices:2": ["925", -1, null]}:
- * catalog was cut mid-page after product 1200 of transaction 918 (part 3 = rows of
- * the 2nd catalog collection, products); prices:2 holds everything below 925.
+ * Worked example: {"catalog": ["918", "products", "1200"], "prices:2": ["925", null, null]}:
+ * catalog was cut mid-page after product 1200 of transaction 918; prices:2 holds
+ * everything below 925.
  *
- * The cursor is bound to its user, app and profile; the server checks all three.
+ * The cursor is bound to its user, app and app hash; the server checks all three. A
+ * cursor of an older format is answered 410 (start over), never misread.
  */
-export const CURSOR_FORMAT = 1;
+export const CURSOR_FORMAT = 2;
 
-export type Position = readonly [tx: string, part: number, id: string | null];
+export type Position = readonly [tx: string, collection: string | null, key: string | null];
 
 export interface CursorPayload {
   /** sync epoch: bumped by a migration that makes old cursors meaningless */
   epoch: number;
-  userId: number;
+  userId: string;
   app: string;
   profile: string;
   buckets: Record<string, Position>;
 }
 
-const position = z.tuple([z.string().regex(/^\d{1,20}$/), z.number().int().min(-1).max(1000), z.string().max(64).nullable()]);
+const position = z
+  .tuple([z.string().regex(/^\d{1,20}$/), z.string().max(64).nullable(), z.string().max(512).nullable()])
+  .refine(([, coll, key]) => (coll === null) === (key === null), 'collection and key go together');
 const payloadSchema = z.strictObject({
   f: z.literal(CURSOR_FORMAT),
   e: z.number().int().min(0),
-  u: z.number().int().positive(),
+  u: z.string().min(1).max(256),
   a: z.string().max(64),
   p: z.string().max(32),
-  b: z.record(z.string().max(64), position),
+  b: z.record(z.string().max(240), position),
 });
 
-export type CursorError = 'malformed' | 'signature';
+/** malformed: not a cursor; signature: not ours or altered; outdated: ours, from an older format */
+export type CursorError = 'malformed' | 'signature' | 'outdated';
 
 /** Signs and verifies cursors with a key derived from the server secret (HKDF). */
 export class CursorCodec {
@@ -91,6 +94,7 @@ export class CursorCodec {
     } catch {
       return 'malformed';
     }
+    if (typeof json === 'object' && json !== null && (json as { f?: unknown }).f !== CURSOR_FORMAT && typeof (json as { f?: unknown }).f === 'number') return 'outdated';
     const parsed = payloadSchema.safeParse(json);
     if (!parsed.success) return 'malformed';
     const p = parsed.data;

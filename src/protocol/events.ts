@@ -1,19 +1,41 @@
 /**
  * The push channel's events (Socket.IO 4, path /socket.io), declared once so every emit
  * is type-checked (socket.io's typed events). Connect with `auth: {token}` (the same JWT
- * as HTTP). The server joins each socket to the rooms of its buckets and `user:<id>`.
+ * as HTTP). The server joins each socket to the rooms of its buckets and `#user:<id>`.
+ *
+ * Two kinds of events reach a client:
+ * - the built-in events below, whose shapes are fixed here;
+ * - config events, named by the sync config's `events` (the demo's `stock:changed` and
+ *   `order:status`). Their names and fields are data, so this map cannot list them: a
+ *   'batch' event carries `BatchEventPayload`, a 'row' event one `ConfigEventPayload`,
+ *   each object holding the event's configured fields (values as JSON gives them: SQL
+ *   numbers as numbers, text as strings). src/realtime/notifier.ts emits them through a
+ *   loosely typed view of the server; a config event may not reuse a built-in name.
  */
 export interface ServerToClientEvents {
   /** these buckets changed (visible to pull now): pull within pullWithinMs (randomly spread) */
   'sync:poke': (e: { buckets: string[]; head: string; pullWithinMs: number }) => void;
-  /** latest quantities, coalesced over the window; may be dropped under load (volatile) */
-  'stock:changed': (e: { items: { productId: number; warehouseId: number; qty: number; reserved: number }[] }) => void;
-  /** an order's status as the ERP or a push left it */
-  'order:status': (e: { orderId: string; status: string; updatedAt: number }) => void;
-  /** a product's image changed (to the catalog room): fetch the new thumb */
-  'catalog:image': (e: { productId: number; thumb: string }) => void;
+  /**
+   * A row of the media collection has a new image (to the rooms of the row's buckets):
+   * fetch the new thumb. `id` is the row's wire id, as in pull (a number for an integer key).
+   */
+  'catalog:image': (e: { collection: string; id: number | string; thumb: string }) => void;
   /** the token expired: the server closes the connection; log in and reconnect */
   'session:expired': (e: { at: number }) => void;
+}
+
+/** The names config events may not take. */
+export const builtInEvents: readonly (keyof ServerToClientEvents)[] = ['sync:poke', 'catalog:image', 'session:expired'];
+
+/** One config event's fields (events.<name>.fields), by field name. */
+export type ConfigEventPayload = Record<string, unknown>;
+
+/**
+ * A 'batch' config event: the latest fields of every row of the room written over the
+ * coalescing window, one entry per row. Volatile: may be dropped for a slow client.
+ */
+export interface BatchEventPayload {
+  items: ConfigEventPayload[];
 }
 
 export type ClientToServerEvents = Record<string, never>;
@@ -24,14 +46,17 @@ export interface InterServerEvents {
 
 /** What the server keeps on each socket (restored with the connection state). */
 export interface SocketData {
-  userId: number;
+  /** the principal (src/auth/principal.ts), flattened */
+  userId: string;
   role: string;
-  salesmanId?: number;
-  clientId?: number;
+  claims: Record<string, string | number>;
   buckets: string[];
   /** token expiry, epoch ms */
   expiresAt: number;
 }
 
-/** Rooms other than buckets. */
-export const userRoom = (userId: number) => `user:${userId}`;
+/**
+ * A user's own room (pokes about his bucket set). The '#' keeps it apart from every
+ * bucket name, which starts with a lower-case letter (a config may name a bucket "user").
+ */
+export const userRoom = (userId: string) => `#user:${userId}`;

@@ -1,9 +1,12 @@
+import type { ColumnSet } from 'pg-promise';
 import { pgp, type Db } from '../db/pg.js';
+import type { Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
 
 export interface AuditEntry {
   at: Date;
-  userId: number;
+  /** the principal's user id (text: ERP user ids need not be numbers) */
+  userId: string;
   deviceId: string;
   mutationId: string;
   type: string;
@@ -12,19 +15,22 @@ export interface AuditEntry {
   durationMs: number;
 }
 
-const columns = new pgp.helpers.ColumnSet(
-  [
-    'at',
-    { name: 'user_id', prop: 'userId' },
-    { name: 'device_id', prop: 'deviceId' },
-    { name: 'mutation_id', prop: 'mutationId' },
-    'type',
-    'status',
-    'code',
-    { name: 'duration_ms', prop: 'durationMs' },
-  ],
-  { table: 'sync_audit' },
-);
+/** The columns of `<schema>.audit`, in fieldsync's own schema. */
+function auditColumns(schema: string): ColumnSet {
+  return new pgp.helpers.ColumnSet(
+    [
+      'at',
+      { name: 'user_id', prop: 'userId' },
+      { name: 'device_id', prop: 'deviceId' },
+      { name: 'mutation_id', prop: 'mutationId' },
+      'type',
+      'status',
+      'code',
+      { name: 'duration_ms', prop: 'durationMs' },
+    ],
+    { table: new pgp.helpers.TableName({ table: 'audit', schema }) },
+  );
+}
 
 /**
  * The audit trail of offline writes, kept off the request path: entries are buffered and
@@ -37,13 +43,17 @@ export class AuditLog {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private stopped = false;
+  private readonly columns: ColumnSet;
 
   constructor(
     private readonly db: Db,
+    model: Pick<Model, 'schema'>,
     private readonly log: Logger,
     private readonly flushMs = 1000,
     private readonly batch = 1000,
-  ) {}
+  ) {
+    this.columns = auditColumns(model.schema);
+  }
 
   record(entries: AuditEntry[]): void {
     this.buffer.push(...entries);
@@ -63,7 +73,7 @@ export class AuditLog {
       try {
         while (this.buffer.length > 0) {
           const chunk = this.buffer.slice(0, this.batch);
-          await this.db.task('bg:audit', (t) => t.none(pgp.helpers.insert(chunk, columns)));
+          await this.db.task('bg:audit', (t) => t.none(pgp.helpers.insert(chunk, this.columns)));
           this.buffer.splice(0, chunk.length);
         }
       } catch (err) {

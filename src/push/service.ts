@@ -3,15 +3,22 @@ import { stringify } from 'safe-stable-stringify';
 import type { Principal } from '../auth/principal.js';
 import { pgp, type Db, type Tx } from '../db/pg.js';
 import { violations } from '../errors.js';
+import { s, type Model } from '../model/model.js';
+import { Rejected, type MutationContext, type MutationHandler } from '../model/mutations.js';
 import type { Metrics } from '../observability/metrics.js';
-import { mutationTypes, payloads, type MutationResult, type MutationType, type PushBody } from '../protocol/mutations.js';
+import type { GenericRejection, MutationResult, PushBody } from '../protocol/mutations.js';
 import type { AuditLog } from './audit.js';
-import { plans, type MutationContext, type Plan } from './plans.js';
-import { Rejected } from './rejection.js';
 
 /** SQLSTATEs worth retrying the whole mutation for. */
 const RETRYABLE = new Set(['40001', '40P01']);
 const ATTEMPTS = 4;
+/** SQLSTATEs of a write that collides with existing data: unique_violation, exclusion_violation. */
+const CONFLICTS = new Set(['23505', '23P01']);
+
+/** A rejection with one of fieldsync's own codes, worded in one place. */
+function generic(code: GenericRejection, message: string, details?: unknown): Rejected {
+  return new Rejected(code, message, details);
+}
 
 export interface PushAnswer {
   results: MutationResult[];
@@ -30,7 +37,7 @@ function rejection(err: Rejected): Outcome {
 }
 
 interface LedgerRow {
-  user_id: number;
+  user_id: string;
   payload_hash: string;
   status: 'applied' | 'rejected';
   result: Partial<MutationResult>;
@@ -39,7 +46,9 @@ interface LedgerRow {
 
 /**
  * Applies offline writes exactly once (DESIGN §4.4), one transaction per mutation, in
- * the order sent; a rejected one never blocks the ones after it.
+ * the order sent; a rejected one never blocks the ones after it. What a mutation does is
+ * its handler's (the sync config's `mutations`, src/model/mutations.ts); everything here
+ * is generic: the ledger `<schema>.mutations`, ordering, retries, the results.
  *
  * Why the ledger row is inserted FIRST, in the same transaction as the effect: a second
  * request with the same mutation id (a retry after a lost reply, another device, a replay
@@ -54,11 +63,17 @@ interface LedgerRow {
  * deadlocks restart the whole mutation, a bounded number of times.
  */
 export class PushService {
+  /** the ledger, `<schema>.mutations` */
+  private readonly ledger: string;
+
   constructor(
     private readonly db: Db,
+    private readonly model: Pick<Model, 'schema' | 'mutations'>,
     private readonly audit: AuditLog,
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    this.ledger = s(model, 'mutations');
+  }
 
   async push(p: Principal, body: PushBody): Promise<PushAnswer> {
     const results: MutationResult[] = [];
@@ -69,7 +84,7 @@ export class PushService {
       const { result, tx } = await this.applyWithRetries(p, body.deviceId, m);
       results.push(result);
       if (tx !== undefined && (visibleAfter === undefined || tx > visibleAfter)) visibleAfter = tx;
-      this.metrics.pushResults.inc({ type: Object.hasOwn(plans, m.type) ? m.type : 'unknown', status: result.status });
+      this.metrics.pushResults.inc({ type: Object.hasOwn(this.model.mutations, m.type) ? m.type : 'unknown', status: result.status });
       audit.push({
         at: new Date(),
         userId: p.userId,
@@ -96,7 +111,7 @@ export class PushService {
           continue;
         }
         if (code && RETRYABLE.has(code)) {
-          return { result: { id: m.id, status: 'rejected', error: { code: 'retry_later', message: 'the database was too busy; send it again (same id)' } } };
+          return { result: { id: m.id, status: 'rejected', error: { code: 'retry_later' satisfies GenericRejection, message: 'the database was too busy; send it again (same id)' } } };
         }
         throw err;
       }
@@ -110,12 +125,12 @@ export class PushService {
    *      ledger row; SAVEPOINT effect; the plan's reads (locking what the decision needs)
    *   2. the plan's writes, or ROLLBACK TO SAVEPOINT for a rejection; record the outcome
    *      in the ledger; COMMIT
-   * The decision between them is pure (src/push/plans.ts).
+   * The decision between them is the handler's, and pure (src/model/mutations.ts).
    */
   private apply(p: Principal, deviceId: string, m: Mutation): Promise<{ result: MutationResult; tx?: bigint }> {
     const hash = createHash('sha256').update(stringify({ type: m.type, payload: m.payload }) ?? '').digest('base64url');
     const checked = this.check(p, m);
-    const reads = checked instanceof Rejected ? [] : checked.plan.reads(p, checked.payload as never);
+    const reads = checked instanceof Rejected ? [] : checked.reads;
     return this.db.task('push', async (t) => {
       let open = false;
       try {
@@ -124,11 +139,11 @@ export class PushService {
           [
             'BEGIN',
             pgp.as.format(
-              `INSERT INTO sync_mutations (id, user_id, device_id, type, payload_hash, status, result)
+              `INSERT INTO ${this.ledger} (id, user_id, device_id, type, payload_hash, status, result)
                VALUES ($1, $2, $3, $4, $5, 'applied', '{}') ON CONFLICT (id) DO NOTHING RETURNING id`,
               [m.id, p.userId, deviceId, m.type.slice(0, 64), hash],
             ),
-            pgp.as.format('SELECT user_id, payload_hash, status, result, tx::text AS tx FROM sync_mutations WHERE id = $1', [m.id]),
+            pgp.as.format(`SELECT user_id, payload_hash, status, result, tx::text AS tx FROM ${this.ledger} WHERE id = $1`, [m.id]),
             'SAVEPOINT effect',
             ...reads,
           ].join(';\n'),
@@ -144,7 +159,7 @@ export class PushService {
           if (checked instanceof Rejected) throw checked;
           const created = m.createdAt === undefined ? new Date() : new Date(m.createdAt);
           const ctx: MutationContext = { deviceId, createdAt: created.getTime() > Date.now() ? new Date() : created };
-          const d = checked.plan.decide(p, checked.payload as never, first.slice(4), ctx);
+          const d = checked.handler.decide(p, checked.payload, first.slice(4), ctx);
           outcome = { status: 'applied', stored: { result: d.result }, writes: d.writes };
         } catch (err) {
           if (!(err instanceof Rejected)) throw err;
@@ -154,11 +169,14 @@ export class PushService {
         try {
           tx = await this.finish(t, m.id, outcome);
         } catch (err) {
-          // a write refused by a constraint the reads could not see: the order id was taken
-          // by another mutation meanwhile
+          // A write refused by a key the reads could not see: another transaction inserted
+          // it meanwhile (reads cannot lock a row that does not exist yet). Handlers reject
+          // what they can see with their own code; the race is the same business outcome,
+          // so it is final too, not a 500 the device would retry forever.
           const e = err as { code?: string; constraint?: string };
-          if (outcome.status !== 'applied' || e.code !== '23505' || e.constraint !== 'orders_pkey') throw err;
-          outcome = rejection(new Rejected('order_exists', 'an order with this orderId exists'));
+          if (outcome.status !== 'applied' || !CONFLICTS.has(e.code ?? '') || checked instanceof Rejected) throw err;
+          const code = e.constraint === undefined ? undefined : checked.handler.conflicts?.[e.constraint];
+          outcome = rejection(code ? new Rejected(code, checked.handler.rejections[code] ?? code) : generic('conflict', 'the write conflicts with existing data'));
           tx = await this.finish(t, m.id, outcome);
         }
         open = false;
@@ -176,7 +194,7 @@ export class PushService {
       [
         ...before,
         pgp.as.format(
-          `UPDATE sync_mutations SET status = $2, result = $3, tx = CASE WHEN $2 = 'applied' THEN pg_current_xact_id() END
+          `UPDATE ${this.ledger} SET status = $2, result = $3, tx = CASE WHEN $2 = 'applied' THEN pg_current_xact_id() END
             WHERE id = $1 RETURNING pg_current_xact_id()::text AS tx`,
           [id, o.status, o.stored],
         ),
@@ -186,21 +204,30 @@ export class PushService {
     return (results[before.length]![0] as { tx: string }).tx;
   }
 
-  /** Type, role and payload, checked before the database is touched (a failure is still recorded). */
-  private check(p: Principal, m: Mutation): { plan: Plan<MutationType>; payload: unknown } | Rejected {
-    if (!Object.hasOwn(plans, m.type)) return new Rejected('unknown_type', `unknown mutation type ${m.type}`, { types: mutationTypes });
-    const type = m.type as MutationType;
-    const plan = plans[type] as Plan<MutationType>;
-    if (!plan.roles.includes(p.role)) return new Rejected('forbidden', `role ${p.role} may not ${type}`);
-    const parsed = payloads[type].safeParse(m.payload);
-    if (!parsed.success) return new Rejected('invalid_payload', `invalid ${type} payload`, violations(parsed.error));
-    return { plan, payload: parsed.data };
+  /**
+   * Type, role and payload, checked against the config's handler before the database is
+   * touched, and the handler's reads (a handler may reject there already). A failure is
+   * still recorded in the ledger.
+   */
+  private check(p: Principal, m: Mutation): { handler: MutationHandler; payload: unknown; reads: string[] } | Rejected {
+    const handlers = this.model.mutations;
+    if (!Object.hasOwn(handlers, m.type)) return generic('unknown_type', `unknown mutation type ${m.type}`, { types: Object.keys(handlers) });
+    const handler = handlers[m.type]!;
+    if (!handler.roles.includes(p.role)) return generic('forbidden', `role ${p.role} may not ${m.type}`);
+    const parsed = handler.payload.safeParse(m.payload);
+    if (!parsed.success) return generic('invalid_payload', `invalid ${m.type} payload`, violations(parsed.error));
+    try {
+      return { handler, payload: parsed.data, reads: handler.reads(p, parsed.data) };
+    } catch (err) {
+      if (err instanceof Rejected) return err;
+      throw err;
+    }
   }
 
   /** The answer to a mutation id seen before: duplicate (same user and payload) or id_conflict. */
   private answerRepeat(m: Mutation, p: Principal, hash: string, first: LedgerRow): { result: MutationResult; tx?: bigint } {
     if (first.user_id !== p.userId || first.payload_hash !== hash) {
-      return { result: { id: m.id, status: 'rejected', error: { code: 'id_conflict', message: 'this mutation id was already used with another payload' } } };
+      return { result: { id: m.id, status: 'rejected', error: { code: 'id_conflict' satisfies GenericRejection, message: 'this mutation id was already used with another payload' } } };
     }
     const tx = first.tx === null ? undefined : BigInt(first.tx);
     return { result: { id: m.id, status: 'duplicate', firstStatus: first.status, ...first.result }, ...(tx !== undefined && { tx }) };

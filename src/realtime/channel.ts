@@ -28,13 +28,9 @@ export interface ChannelOptions {
   trustProxy: boolean;
 }
 
+/** The principal a socket was authenticated as (its token, kept on the socket). */
 export function principalOf(data: SocketData): Principal {
-  return {
-    userId: data.userId,
-    role: data.role as Principal['role'],
-    ...(data.salesmanId !== undefined && { salesmanId: data.salesmanId }),
-    ...(data.clientId !== undefined && { clientId: data.clientId }),
-  };
+  return { userId: data.userId, role: data.role, claims: data.claims };
 }
 
 /**
@@ -80,14 +76,7 @@ export function createChannel(http: HttpServer, opts: ChannelOptions): { io: Io;
       const token = (socket.handshake.auth as { token?: unknown }).token;
       if (typeof token !== 'string' || token === '') throw new AppError('token-missing', 'connect with auth: {token}');
       const { principal: p, expiresAt } = await opts.tokens.session(token);
-      socket.data = {
-        userId: p.userId,
-        role: p.role,
-        ...(p.salesmanId !== undefined && { salesmanId: p.salesmanId }),
-        ...(p.clientId !== undefined && { clientId: p.clientId }),
-        buckets: await opts.sets.get(p),
-        expiresAt,
-      };
+      socket.data = { userId: p.userId, role: p.role, claims: { ...p.claims }, buckets: await opts.sets.get(p), expiresAt };
       next();
     } catch (err) {
       const e = err instanceof AppError ? err : new AppError('internal');

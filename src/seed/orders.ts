@@ -33,7 +33,9 @@ export interface OrderContext {
  */
 export function buildOrders(rand: Rand, count: number, ctx: OrderContext): { orders: OrderRow[]; lines: OrderLineRow[] } {
   const clients = ctx.clients.filter((c) => c.is_active && c.pricelist_id !== null && c.salesman_id !== null);
-  const userOf = new Map(ctx.users.filter((u) => u.salesman_id !== null).map((u) => [u.salesman_id, u.id]));
+  // salesman id -> the id of his login, which orders.created_by names (as text)
+  const userOf = new Map<number, number>();
+  for (const u of ctx.users) if ('salesmanId' in u.claims) userOf.set(u.claims.salesmanId, u.id);
   // What each pricelist can sell: active products it lists.
   const sellable = ctx.prices.map((table) => ctx.products.filter((p) => p.is_active && (table[p.id] ?? -1) >= 0));
 
@@ -82,7 +84,7 @@ export function buildOrders(rand: Rand, count: number, ctx: OrderContext): { ord
         client_id: client.id,
         salesman_id: salesman.id,
         warehouse_id: salesman.warehouse_id,
-        created_by: createdBy,
+        created_by: String(createdBy),
         status,
         requested_delivery: isoDate(placed + rand.int(1, 3) * DAY),
         notes: rand.chance(0.15) ? rand.pick(ORDER_NOTES) : null,

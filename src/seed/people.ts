@@ -129,23 +129,23 @@ export function buildClients(
 /**
  * The demo logins: admin, manager, salesman1..N (salesmanK is the K-th salesman), one
  * client app user on the first active client with a pricelist, warehouse and driver.
+ * Their claims are what the demo config's roles need (salesmanId, clientId).
  */
 export function buildUsers(salesmen: readonly SalesmanRow[], clients: readonly ClientRow[], createdAt: string): DemoUserRow[] {
   const client = clients.find((c) => c.pricelist_id !== null && c.is_active);
   if (!client) throw new Error('seed: no active client with a pricelist for client@demo.test');
   const rows: Omit<DemoUserRow, 'id' | 'is_active' | 'created_at'>[] = [
-    { email: 'admin@demo.test', role: 'admin', display_name: 'Demo Admin', salesman_id: null, client_id: null },
-    { email: 'manager@demo.test', role: 'manager', display_name: 'Sales Manager', salesman_id: null, client_id: null },
+    { email: 'admin@demo.test', role: 'admin', display_name: 'Demo Admin', claims: {} },
+    { email: 'manager@demo.test', role: 'manager', display_name: 'Sales Manager', claims: {} },
     ...salesmen.map((s, i) => ({
       email: `salesman${i + 1}@demo.test`,
       role: 'salesman' as const,
       display_name: s.name,
-      salesman_id: s.id,
-      client_id: null,
+      claims: { salesmanId: s.id },
     })),
-    { email: 'client@demo.test', role: 'client_app', display_name: client.name, salesman_id: null, client_id: client.id },
-    { email: 'warehouse@demo.test', role: 'warehouse', display_name: 'Warehouse Keeper', salesman_id: null, client_id: null },
-    { email: 'driver@demo.test', role: 'driver', display_name: 'Delivery Driver', salesman_id: null, client_id: null },
+    { email: 'client@demo.test', role: 'client_app', display_name: client.name, claims: { clientId: client.id } },
+    { email: 'warehouse@demo.test', role: 'warehouse', display_name: 'Warehouse Keeper', claims: {} },
+    { email: 'driver@demo.test', role: 'driver', display_name: 'Delivery Driver', claims: {} },
   ];
   return rows.map((u, i) => ({ id: i + 1, ...u, is_active: true, created_at: createdAt }));
 }

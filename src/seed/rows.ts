@@ -1,6 +1,7 @@
-// Demo rows exactly as they are inserted: property names are column names (002.do.erp-schema.sql).
-// Money is a numeric string with 2 decimals; timestamps are ISO strings. `updated_at` and
-// `_tx` are left to the database (defaults and the sync_stamp trigger).
+// Demo rows exactly as they are inserted: property names are column names of the demo ERP
+// (sql/demo/001.do.erp-schema.sql) and, for users, of fieldsync's own users table
+// (sql/migrations/001.do.fieldsync.sql). Money is a numeric string with 2 decimals;
+// timestamps are ISO strings. `updated_at` is left to the column default.
 
 export interface WarehouseRow {
   id: number;
@@ -92,14 +93,22 @@ export interface ClientRow {
 
 export type DemoRole = 'admin' | 'manager' | 'salesman' | 'client_app' | 'warehouse' | 'driver';
 
-/** A user without its password hash: hashing is I/O-free but salted, so load.ts adds it. */
+/**
+ * The claims a demo role needs (the demo sync config's roles.<role>.claims): a salesman's
+ * `salesmanId`, the client app's `clientId`, nothing for the others.
+ */
+export type DemoClaims = { salesmanId: number } | { clientId: number } | Record<string, never>;
+
+/**
+ * A login in fieldsync's users table, without its password hash (hashing is salted, so
+ * load.ts adds it at write time and generation stays pure).
+ */
 export interface DemoUserRow {
   id: number;
   email: string;
   role: DemoRole;
   display_name: string;
-  salesman_id: number | null;
-  client_id: number | null;
+  claims: DemoClaims;
   is_active: boolean;
   created_at: string;
 }
@@ -111,7 +120,8 @@ export interface OrderRow {
   client_id: number;
   salesman_id: number;
   warehouse_id: number;
-  created_by: number;
+  /** the fieldsync user who pushed it: its users.id as text */
+  created_by: string;
   status: OrderStatus;
   requested_delivery: string;
   notes: string | null;
@@ -130,7 +140,7 @@ export interface OrderLineRow {
   note: string | null;
 }
 
-/** Everything one seed run writes, in foreign-key order. */
+/** Everything one seed run writes, in foreign-key order (users go to fieldsync's schema). */
 export interface DemoData {
   warehouses: WarehouseRow[];
   categories: CategoryRow[];

@@ -1,77 +1,45 @@
-import type { Principal } from '../auth/principal.js';
-import type { Db } from '../db/pg.js';
-import { bucket } from './buckets.js';
+import { principalKey, type Principal } from '../auth/principal.js';
+import { pgp, type Db } from '../db/pg.js';
+import { AppError } from '../errors.js';
+import { bucketName, type Model, type Role } from '../model/model.js';
 import type { Heads } from './heads.js';
 
 /**
- * A user's bucket set, computed on the server from who they are (token claims) and
- * the database, never from what the client asks for (DESIGN §3, §4.5).
- *
- *   salesman     catalog, prices of the pricelists his active clients use, stock of his
- *                warehouse (all warehouses if he has none), his clients, his orders
- *   admin/manager catalog, every pricelist, every warehouse, clients:all, orders:all
- *   client_app   catalog, its own pricelist, its own orders
- *   warehouse    catalog, stock of every warehouse
- *   driver       catalog (deliveries are not modelled yet)
+ * A user's bucket set, computed on the server from who they are (token claims) and the
+ * database, never from what the client asks for (DESIGN §3, §4.5): the role's buckets
+ * from the sync config, each keyed bucket through its parameter query, all in one
+ * statement. A parameter query that finds nothing gives no bucket of that definition.
  */
-export async function computeBucketSet(db: Db, p: Principal): Promise<string[]> {
-  switch (p.role) {
-    case 'salesman': {
-      const r = await db.one<{ pricelists: number[]; warehouses: number[] }>(
-        `SELECT
-           ARRAY(SELECT DISTINCT c.pricelist_id FROM clients c
-                  WHERE c.salesman_id = $1 AND c.is_active AND c.pricelist_id IS NOT NULL ORDER BY 1) AS pricelists,
-           ARRAY(SELECT w.id FROM warehouses w
-                  WHERE w.id = (SELECT s.warehouse_id FROM salesmen s WHERE s.id = $1)
-                     OR NOT EXISTS (SELECT 1 FROM salesmen s WHERE s.id = $1 AND s.warehouse_id IS NOT NULL)
-                  ORDER BY 1) AS warehouses`,
-        [p.salesmanId],
-      );
-      return [
-        bucket.catalog(),
-        ...r.pricelists.map(bucket.prices),
-        ...r.warehouses.map(bucket.stock),
-        bucket.clients(p.salesmanId!),
-        bucket.orders(p.salesmanId!),
-      ];
-    }
-    case 'admin':
-    case 'manager': {
-      const r = await db.one<{ pricelists: number[]; warehouses: number[] }>(
-        `SELECT ARRAY(SELECT id FROM pricelists ORDER BY id) AS pricelists,
-                ARRAY(SELECT id FROM warehouses ORDER BY id) AS warehouses`,
-      );
-      return [
-        bucket.catalog(),
-        ...r.pricelists.map(bucket.prices),
-        ...r.warehouses.map(bucket.stock),
-        bucket.clients('all'),
-        bucket.orders('all'),
-      ];
-    }
-    case 'client_app': {
-      const r = await db.oneOrNone<{ pricelist_id: number | null }>('SELECT pricelist_id FROM clients WHERE id = $1', [p.clientId]);
-      return [bucket.catalog(), ...(r?.pricelist_id ? [bucket.prices(r.pricelist_id)] : []), bucket.clientOrders(p.clientId!)];
-    }
-    case 'warehouse': {
-      const ids = await db.map('SELECT id FROM warehouses ORDER BY id', [], (r: { id: number }) => r.id);
-      return [bucket.catalog(), ...ids.map(bucket.stock)];
-    }
-    case 'driver':
-      return [bucket.catalog()];
-  }
+export function bucketSetSql(role: Role, p: Principal): string | undefined {
+  const params = { userId: p.userId, ...p.claims };
+  const parts = role.buckets.flatMap((b, i) =>
+    b.query === undefined ? [] : [`SELECT ${i} AS i, q.k::text AS k FROM (${pgp.as.format(b.query, params)}) AS q(k) WHERE q.k IS NOT NULL`],
+  );
+  return parts.length ? parts.join('\nUNION ALL ') : undefined;
 }
 
-/** The buckets whose changes can change a role's set. */
-function dependencies(p: Principal): string[] {
-  switch (p.role) {
-    case 'salesman':
-      return [bucket.clients(p.salesmanId!), bucket.catalog()];
-    case 'client_app':
-      return [bucket.clients('all')];
-    default:
-      return [bucket.catalog()];
-  }
+/** Keys in a stable order: numerically when every key is a number, else as text. */
+function sortKeys(keys: string[]): string[] {
+  const numeric = keys.every((k) => /^-?\d{1,15}$/.test(k));
+  return [...new Set(keys)].sort(numeric ? (a, b) => Number(a) - Number(b) : undefined);
+}
+
+export async function computeBucketSet(db: Db, m: Model, p: Principal): Promise<string[]> {
+  const role = m.roles.get(p.role);
+  if (!role) throw new AppError('forbidden', `role ${p.role} is not configured`);
+  const sql = bucketSetSql(role, p);
+  const rows = sql ? await db.any<{ i: number; k: string }>(sql) : [];
+  const out: string[] = [];
+  role.buckets.forEach((b, i) => {
+    if (b.query === undefined) out.push(bucketName(b.bucket.name));
+    else for (const k of sortKeys(rows.filter((r) => r.i === i).map((r) => r.k))) out.push(bucketName(b.bucket.name, k));
+  });
+  return out;
+}
+
+/** The collections whose changes may change a role's bucket set (what its parameter queries read). */
+export function dependsOn(m: Model, role: string): string[] {
+  return m.roles.get(role)?.dependsOn ?? [];
 }
 
 interface Entry {
@@ -82,9 +50,9 @@ interface Entry {
 
 /**
  * Bucket sets cached per user, so a no-change pull needs no query. An entry is reused
- * while none of the buckets it depends on has changed (a salesman's clients, the
- * catalog) and it is younger than `maxAgeMs`, which bounds how long a change the heads
- * cannot see (a salesman moved to another warehouse) takes to apply.
+ * while none of the collections its parameter queries read has changed and it is younger
+ * than `maxAgeMs`, which bounds how long a change the heads cannot see (a table that is
+ * not synced, such as the demo's salesmen) takes to apply.
  */
 export class BucketSets {
   private readonly cache = new Map<string, Entry>();
@@ -93,20 +61,17 @@ export class BucketSets {
 
   constructor(
     private readonly db: Db,
+    private readonly model: Model,
     private readonly heads: Heads,
     private readonly maxAgeMs = 60_000,
     private readonly maxEntries = 50_000,
   ) {}
 
-  private key(p: Principal): string {
-    return `${p.userId}:${p.role}:${p.salesmanId ?? ''}:${p.clientId ?? ''}`;
-  }
-
   /** The cached set, if still valid; undefined otherwise (no query). */
   peek(p: Principal): string[] | undefined {
-    const e = this.cache.get(this.key(p));
+    const e = this.cache.get(principalKey(p));
     if (!e || Date.now() - e.at > this.maxAgeMs) return undefined;
-    for (const [b, head] of e.deps) if (this.heads.head(b) !== head) return undefined;
+    for (const [c, head] of e.deps) if (this.heads.collectionHead(c) !== head) return undefined;
     return e.set;
   }
 
@@ -114,10 +79,12 @@ export class BucketSets {
     const cached = this.peek(p);
     if (cached) return cached;
     // read the dependencies' heads before the query: a change racing it invalidates the entry
-    const deps = new Map(dependencies(p).map((b) => [b, this.heads.head(b)]));
-    const set = await computeBucketSet(this.db, p);
+    const deps = new Map(dependsOn(this.model, p.role).map((c) => [c, this.heads.collectionHead(c)]));
+    const set = await computeBucketSet(this.db, this.model, p);
+    const key = principalKey(p);
+    this.cache.delete(key);
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(this.key(p), { set, deps, at: Date.now() });
+    this.cache.set(key, { set, deps, at: Date.now() });
     this.version++;
     return set;
   }

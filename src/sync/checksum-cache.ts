@@ -1,9 +1,8 @@
 import type { Db } from '../db/pg.js';
-import { parseBucket } from './buckets.js';
+import { parseBucket, type App, type Model } from '../model/model.js';
 import { rowHash, sumHashes } from './checksum.js';
 import type { Heads } from './heads.js';
-import { contentSql } from './pull-sql.js';
-import type { Profile } from './profiles.js';
+import { collectionsFor, contentSql } from './pull-sql.js';
 
 interface Entry {
   head: bigint;
@@ -24,42 +23,45 @@ export class ChecksumCache {
 
   constructor(
     private readonly db: Db,
+    private readonly model: Model,
     private readonly heads: Heads,
     private readonly maxEntries = 20_000,
   ) {}
 
   /** The checksum at the bucket's current head if cached; no query. */
-  peek(bucket: string, profile: Profile): number | undefined {
-    const e = this.cache.get(`${bucket}|${profile.name}`);
+  peek(bucket: string, app: App): number | undefined {
+    const e = this.cache.get(`${bucket}|${app.name}`);
     return e && e.head === this.heads.head(bucket) ? e.sum : undefined;
   }
 
   /** The checksum at the bucket's current head, computing it if needed; undefined if the bucket moved meanwhile. */
-  get(bucket: string, profile: Profile): Promise<number | undefined> {
-    const cached = this.peek(bucket, profile);
+  get(bucket: string, app: App): Promise<number | undefined> {
+    const cached = this.peek(bucket, app);
     if (cached !== undefined) return Promise.resolve(cached);
-    const key = `${bucket}|${profile.name}`;
+    const key = `${bucket}|${app.name}`;
     let p = this.pending.get(key);
     if (!p) {
-      p = this.compute(bucket, profile).finally(() => this.pending.delete(key));
+      p = this.compute(bucket, app).finally(() => this.pending.delete(key));
       this.pending.set(key, p);
     }
     return p;
   }
 
-  private async compute(bucket: string, profile: Profile): Promise<number | undefined> {
-    const parsed = parseBucket(bucket);
+  private async compute(bucket: string, app: App): Promise<number | undefined> {
+    const parsed = parseBucket(this.model, bucket);
     if (!parsed) return undefined;
     const head = this.heads.head(bucket);
-    const rows = await this.db.task('bg:checksum', (t) => t.any<{ c: string; id: string | null; v: string | null }>(contentSql(bucket, parsed, profile)));
+    const rows = await this.db.task('bg:checksum', (t) =>
+      t.any<{ c: string; id: string; v: string; deleted: boolean }>(contentSql(this.model, bucket, collectionsFor(parsed.def, app))),
+    );
     const hashes: number[] = [];
     for (const r of rows) {
-      if (r.v !== null && BigInt(r.v) > head) return undefined; // changed after the heads: not the device's state
-      if (r.c !== '#t') hashes.push(rowHash(r.c, r.id!, r.v!));
+      if (BigInt(r.v) > head) return undefined; // changed after the heads: not the device's state
+      if (!r.deleted) hashes.push(rowHash(r.c, r.id, r.v));
     }
     const sum = sumHashes(hashes);
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(`${bucket}|${profile.name}`, { head, sum });
+    this.cache.set(`${bucket}|${app.name}`, { head, sum });
     this.version++;
     return sum;
   }

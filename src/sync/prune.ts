@@ -1,24 +1,27 @@
 import type { Db } from '../db/pg.js';
+import { s, type Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
 
 /**
- * Deletes tombstones older than the retention, in batches, and records per bucket the
- * newest pruned transaction (sync_prune_horizon): a device whose position is below it
+ * Deletes the deleted items (tombstones) older than the retention, in batches, and records
+ * per bucket the newest pruned transaction (prune_horizon): a device whose position is below it
  * may have missed a delete, and pull answers 410 for that bucket. Safe to run in every
  * replica at once (each batch is one statement; the horizon only moves forward).
  */
-export async function pruneTombstones(db: Db, retentionDays: number, batch = 10_000): Promise<number> {
+export async function pruneTombstones(db: Db, m: Model, retentionDays: number, batch = 10_000): Promise<number> {
   let total = 0;
   for (;;) {
     const n = await db.task('bg:prune', (t) => t.one<{ n: number }>(
       `WITH gone AS (
-         DELETE FROM sync_tombstones WHERE id IN (
-           SELECT id FROM sync_tombstones WHERE deleted_at < now() - make_interval(days => $1) ORDER BY id LIMIT $2
+         DELETE FROM ${s(m, 'items')} WHERE (coll, row_key, bucket) IN (
+           SELECT coll, row_key, bucket FROM ${s(m, 'items')}
+            WHERE deleted AND deleted_at < now() - make_interval(days => $1) ORDER BY deleted_at LIMIT $2
            FOR UPDATE SKIP LOCKED)
-         RETURNING bucket, _tx),
+           AND deleted
+         RETURNING bucket, tx),
        horizon AS (
-         INSERT INTO sync_prune_horizon AS h (bucket, pruned_tx)
-         SELECT bucket, max(_tx::text::bigint)::text::xid8 FROM gone GROUP BY bucket
+         INSERT INTO ${s(m, 'prune_horizon')} AS h (bucket, pruned_tx)
+         SELECT bucket, max(tx::text::bigint)::text::xid8 FROM gone GROUP BY bucket
          ON CONFLICT (bucket) DO UPDATE SET pruned_tx = greatest(h.pruned_tx, excluded.pruned_tx), pruned_at = now())
        SELECT count(*)::int AS n FROM gone`,
       [retentionDays, batch],
@@ -29,12 +32,12 @@ export async function pruneTombstones(db: Db, retentionDays: number, batch = 10_
 }
 
 /** Runs the prune every intervalMs; returns a stop function. */
-export function schedulePrune(db: Db, retentionDays: number, intervalMs: number, log: Logger): () => void {
+export function schedulePrune(db: Db, m: Model, retentionDays: number, intervalMs: number, log: Logger): () => void {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const run = async () => {
     try {
-      const n = await pruneTombstones(db, retentionDays);
+      const n = await pruneTombstones(db, m, retentionDays);
       if (n > 0) log.info({ pruned: n, retentionDays }, 'tombstones pruned');
     } catch (err) {
       if (!stopped) log.warn({ err }, 'tombstone prune failed');

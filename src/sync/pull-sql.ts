@@ -1,144 +1,100 @@
 import { pgp } from '../db/pg.js';
+import { rowJson, s, sourceJoin, wireIdFromText, type App, type BucketDef, type Collection, type Model } from '../model/model.js';
 import type { Position } from '../protocol/cursor.js';
-import type { ParsedBucket } from './buckets.js';
-import { collections, collectionsOfKind, membershipFor, type Collection, type CollectionName } from './collections.js';
-import type { Profile } from './profiles.js';
-import { profileColumns } from './profiles.js';
 
 /**
- * A bucket's items form one ordered stream: key (tx, part, id), where part 2i is the
- * tombstones of the bucket kind's i-th collection and 2i+1 its rows. Parts are fixed
- * per bucket kind (not per profile), so a position means the same under every profile.
+ * The SQL of pull, snapshots and checksums. A bucket's items (fieldsync's items table:
+ * one row per collection row the bucket holds or held) form one stream ordered by
+ * (tx, coll, row_key); live items are joined to the ERP's table by key for the row's
+ * current values, deleted ones go out as [b, id].
  */
-export interface Part {
-  ordinal: number;
-  collection: Collection;
-  tombstones: boolean;
+
+/** The collections of a bucket definition an app receives, in config order (memoized). */
+const appCollections = new WeakMap<App, Map<string, Collection[]>>();
+export function collectionsFor(def: BucketDef, app: App): Collection[] {
+  let byDef = appCollections.get(app);
+  if (!byDef) appCollections.set(app, (byDef = new Map()));
+  let out = byDef.get(def.name);
+  if (!out) byDef.set(def.name, (out = def.collections.filter((c) => app.collections.has(c.name))));
+  return out;
 }
 
-const partsCache = new Map<string, Part[]>();
-
-/** The parts of a bucket kind a profile syncs (memoized: it is on every pull's path). */
-export function partsOf(kind: ParsedBucket['kind'], profile: Profile): Part[] {
-  const key = `${kind}|${profile.name}`;
-  let parts = partsCache.get(key);
-  if (!parts) partsCache.set(key, (parts = computeParts(kind, profile)));
-  return parts;
-}
-
-function computeParts(kind: ParsedBucket['kind'], profile: Profile): Part[] {
-  return collectionsOfKind(kind).flatMap((collection, i) =>
-    profileColumns(profile, collection.name as CollectionName) === undefined
-      ? []
-      : [
-          { ordinal: 2 * i, collection, tombstones: true },
-          { ordinal: 2 * i + 1, collection, tombstones: false },
-        ],
-  );
-}
-
-/** SQL condition: row alias r is in the bucket right now. */
-export function inBucket(col: Collection, b: ParsedBucket): string {
-  const m = membershipFor(col, b.kind);
-  if (!m.key || b.key === undefined || b.key === 'all') return 'TRUE';
-  return pgp.as.format('r.$1:name = $2', [m.key, b.key]);
-}
-
-/** Items strictly after `pos` in key order, for one part whose (tx, id) columns are given. */
-function after(pos: Position, part: number, tx: string, id: string, idType: string): string {
-  const [ptx, ppart, pid] = pos;
-  if (part < ppart) return pgp.as.format(`${tx} > $1::xid8`, [ptx]);
-  if (part > ppart || pid === null) return pgp.as.format(`${tx} >= $1::xid8`, [ptx]);
-  return pgp.as.format(`(${tx}, ${id}) > ($1::xid8, $2::${idType})`, [ptx, pid]);
+/** Items strictly after `pos` in stream order. */
+function after(pos: Position): string {
+  const [tx, coll, key] = pos;
+  if (coll === null) return pgp.as.format('i.tx >= $1::xid8', [tx]);
+  return pgp.as.format('(i.tx, i.coll, i.row_key) > ($1::xid8, $2, $3)', [tx, coll, key]);
 }
 
 export interface PageQuery {
   bucketName: string;
-  bucket: ParsedBucket;
   /** index of the bucket in the answer's buckets.current (the `b` of every row) */
   index: number;
   position: Position;
   watermark: bigint;
   limit: number;
+  collections: Collection[];
+  app: App;
 }
 
 /**
- * One statement for a page of one bucket: each part is its own ORDER BY ... LIMIT over
- * its (bucket key, _tx, id) index, all UNION ALL'ed. Rows are serialized to their wire
- * arrays by PostgreSQL (json_build_array), so Node only concatenates text.
- *
- * A tombstone is skipped while its row is in the bucket again: transaction ids are
- * not commit order, so a re-insert can carry a smaller id than the delete before it,
- * and sending the delete after the row would drop a row the server still has.
+ * One statement for a page of one bucket: the next `limit` items below the watermark
+ * (one range scan of items_page), then each collection's items joined to its table.
+ * Rows are serialized to their wire arrays by PostgreSQL, so Node only concatenates
+ * text. A live item whose row is gone (the ERP bypassed the triggers) goes out as a
+ * delete rather than as nothing. Result in stream order: n.
  */
-export function pageSql(q: PageQuery, parts: Part[], profile: Profile): string {
-  const selects = parts.map((part) => {
-    const col = part.collection;
-    const cast = col.idType;
-    const filter = inBucket(col, q.bucket);
-    const limit = pgp.as.format('$1', [q.limit]);
-    const below = pgp.as.format('$1::xid8', [q.watermark.toString()]);
-    if (part.tombstones) {
-      return pgp.as.format(
-        `SELECT $<ord> AS part, t._tx::text AS tx, t.id::text AS id, json_build_array($<bi>, t.row_id::${cast})::text AS j
-           FROM sync_tombstones t
-          WHERE t.bucket = $<bucket> AND t.collection = $<coll> AND ${after(q.position, part.ordinal, 't._tx', 't.id', 'bigint')}
-            AND t._tx < ${below}
-            AND NOT EXISTS (SELECT 1 FROM $<table:name> r WHERE r.id = t.row_id::${cast} AND ${filter})
-          ORDER BY t._tx, t.id LIMIT ${limit}`,
-        { ord: part.ordinal, bi: q.index, bucket: q.bucketName, coll: col.name, table: col.table },
-      );
-    }
+export function pageSql(m: Model, q: PageQuery): string {
+  const page = pgp.as.format(
+    `SELECT i.coll, i.row_key, i.tx, i.deleted, row_number() OVER (ORDER BY i.tx, i.coll, i.row_key) AS n
+       FROM ${s(m, 'items')} i
+      WHERE i.bucket = $<bucket> AND ${after(q.position)} AND i.tx < $<w>::xid8 AND i.coll IN ($<colls:csv>)
+      ORDER BY i.tx, i.coll, i.row_key LIMIT $<limit>`,
+    { bucket: q.bucketName, w: q.watermark.toString(), colls: q.collections.map((c) => c.name), limit: q.limit },
+  );
+  const selects = q.collections.map((c) => {
+    const missing = `r.${pgp.as.name(c.key[0]!.column)} IS NULL`;
+    const gone = `json_build_array(${q.index}, ${wireIdFromText(c, 'p.row_key')})::text`;
     return pgp.as.format(
-      `SELECT $<ord> AS part, r._tx::text AS tx, r.id::text AS id, ${rowJson(col, profile, q.index)} AS j
-         FROM $<table:name> r
-        WHERE ${filter} AND ${after(q.position, part.ordinal, 'r._tx', 'r.id', cast)} AND r._tx < ${below}
-        ORDER BY r._tx, r.id LIMIT ${limit}`,
-      { ord: part.ordinal, bi: q.index, table: col.table },
+      `SELECT p.n, p.tx::text AS tx, p.coll, p.row_key AS id, (p.deleted OR ${missing}) AS deleted,
+              CASE WHEN p.deleted OR ${missing} THEN ${gone} ELSE ${rowJson(c, q.app.collections.get(c.name)!, q.index)} END AS j
+         FROM page p ${sourceJoin(m, c)}
+        WHERE p.coll = $1`,
+      [c.name],
     );
   });
-  return selects.map((s) => `(${s})`).join('\nUNION ALL\n');
-}
-
-/** A row's wire array as JSON text, serialized by PostgreSQL: [b, id, v, ...profile columns]. */
-function rowJson(col: Collection, profile: Profile, bucketIndex: number): string {
-  const wanted = new Set(profileColumns(profile, col.name as CollectionName));
-  const values = col.columns.filter((c) => wanted.has(c.name)).map((c) => c.sql);
-  return pgp.as.format(`json_build_array($1, r.id, r._tx::text::bigint${values.map((v) => `, ${v}`).join('')})::text`, [bucketIndex]);
+  return `WITH page AS MATERIALIZED (${page})\n${selects.join('\nUNION ALL\n')}\nORDER BY n`;
 }
 
 /**
- * A snapshot page's rows: one part's rows in the bucket below the watermark, by id after
- * `after` (keyset: a build streams the bucket in bounded memory). The bucket index is 0:
- * a page names only its own bucket.
+ * A snapshot page's rows: one collection's live rows in the bucket below the watermark,
+ * by row key after `after` (keyset: a build streams the bucket in bounded memory). The
+ * bucket index is 0: a page names only its own bucket.
  */
-export function snapshotSql(part: Part, bucket: ParsedBucket, watermark: string, after: string | null, limit: number, profile: Profile): string {
-  const col = part.collection;
+export function snapshotSql(m: Model, c: Collection, app: App, bucket: string, watermark: string, after: string | null, limit: number): string {
   return pgp.as.format(
-    `SELECT r.id::text AS id, r._tx::text AS v, ${rowJson(col, profile, 0)} AS j
-       FROM $<table:name> r
-      WHERE ${inBucket(col, bucket)} AND r._tx < $<w>::xid8 ${after === null ? '' : pgp.as.format(`AND r.id > $1::${col.idType}`, [after])}
-      ORDER BY r.id LIMIT $<limit>`,
-    { table: col.table, w: watermark, limit },
+    `SELECT p.row_key AS id, p.tx::text AS v, ${rowJson(c, app.collections.get(c.name)!, 0)} AS j
+       FROM (SELECT i.row_key, i.tx FROM ${s(m, 'items')} i
+              WHERE i.coll = $<coll> AND i.bucket = $<bucket> AND NOT i.deleted AND i.tx < $<w>::xid8 ${after === null ? '' : pgp.as.format('AND i.row_key > $1', [after])}
+              ORDER BY i.row_key LIMIT $<limit>) p
+       ${sourceJoin(m, c)}
+      ORDER BY p.row_key`,
+    { coll: c.name, bucket, w: watermark, limit },
   );
 }
 
-/** Wire column names of a collection under a profile: b, id, v first. */
-export function wireColumns(profile: Profile, name: CollectionName): string[] {
-  return ['b', 'id', 'v', ...(profileColumns(profile, name) ?? [])];
+/**
+ * Every (collection, id, version) the bucket holds for an app, and its deleted items:
+ * the checksum input (deleted items only tell how far the content reaches).
+ */
+export function contentSql(m: Model, bucket: string, collections: Collection[]): string {
+  return pgp.as.format(`SELECT i.coll AS c, i.row_key AS id, i.tx::text AS v, i.deleted FROM ${s(m, 'items')} i WHERE i.bucket = $1 AND i.coll IN ($2:csv)`, [
+    bucket,
+    collections.map((c) => c.name),
+  ]);
 }
 
-/** Every (collection, id, version) in the bucket now, plus its newest tombstone: checksum input. */
-export function contentSql(bucketName: string, b: ParsedBucket, profile: Profile): string {
-  const parts = partsOf(b.kind, profile).filter((p) => !p.tombstones);
-  const rows = parts.map((p) =>
-    pgp.as.format(`SELECT $1 AS c, r.id::text AS id, r._tx::text AS v FROM $2:name r WHERE ${inBucket(p.collection, b)}`, [
-      p.collection.name,
-      p.collection.table,
-    ]),
-  );
-  rows.push(pgp.as.format(`SELECT '#t', NULL, max(t._tx::text::bigint)::text FROM sync_tombstones t WHERE t.bucket = $1`, [bucketName]));
-  return rows.join('\nUNION ALL\n');
+/** How many items of a bucket were written at or after a position (a snapshot's delta since). */
+export function deltaCountSql(m: Model, bucket: string, position: string): string {
+  return pgp.as.format(`SELECT count(*)::int AS n FROM ${s(m, 'items')} i WHERE i.bucket = $1 AND i.tx >= $2::xid8`, [bucket, position]);
 }
-
-export { collections };

@@ -1,41 +1,95 @@
 import pgPromise from 'pg-promise';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { createDb, type Db } from '../../src/db/pg.js';
-import { migrate } from '../../src/db/migrate.js';
+import { applyDemoSchema, install } from '../../src/install/apply.js';
+import { loadConfigFile, loadModel } from '../../src/model/load.js';
+import type { Model } from '../../src/model/model.js';
 
 /** The server the tests run against; its `postgres` database is used to create and drop. */
 export const TEST_PG = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432';
+
+/** Prefix of every test database's name, so runs sharing a server can be told apart and cleaned up. */
+const PREFIX = process.env.TEST_DB_PREFIX ?? 'fieldsync_test';
+
+/** An ERP schema other than the demo's: its DDL and its sync config file. */
+export interface ErpFixture {
+  /** SQL that creates the ERP's tables (run as one script) */
+  schemaSql: string;
+  /** path of its sync config module (default-exports defineConfig({...})) */
+  configPath: string;
+}
+
+export interface TestDatabaseOptions {
+  /**
+   * The ERP the database starts with: 'demo' (default) the demo ERP schema
+   * (sql/demo/), 'none' an empty database, or a fixture (erpFixture('tsh')).
+   */
+  erp?: 'demo' | 'none' | ErpFixture;
+  /**
+   * Install fieldsync with the ERP's config (the demo's for 'demo'). Default: true, except
+   * for erp 'none', which has no config.
+   */
+  install?: boolean;
+}
 
 export interface TestDatabase {
   name: string;
   url: string;
   db: Db;
+  /** the compiled sync config fieldsync was installed with; undefined when not installed */
+  model: Model | undefined;
   drop(): Promise<void>;
 }
 
+const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
+
+/** A second ERP from test/fixtures/<name>/: schema.sql and fieldsync.config.ts. */
+export async function erpFixture(name: string): Promise<ErpFixture> {
+  return {
+    schemaSql: await readFile(`${FIXTURES}${name}/schema.sql`, 'utf8'),
+    configPath: `${FIXTURES}${name}/fieldsync.config.ts`,
+  };
+}
+
 /**
- * A fresh database for one test file: unique name per run, migrated, dropped by drop().
- * Tests never share state with each other or with an earlier run.
+ * A fresh database for one test file: unique name per run, with the ERP schema asked for
+ * and fieldsync installed into it, dropped by drop(). Tests never share state with each
+ * other or with an earlier run.
  */
-export async function createTestDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
-  const name = `fieldsync_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+export async function createTestDatabase(opts: TestDatabaseOptions = {}): Promise<TestDatabase> {
+  const erp = opts.erp ?? 'demo';
+  const installing = opts.install ?? erp !== 'none';
+  if (installing && erp === 'none') throw new Error('createTestDatabase: erp "none" has no sync config to install');
+
+  const name = `${PREFIX}_${process.pid}_${randomBytes(4).toString('hex')}`;
   // distinct connection strings (pg-promise tells pools apart by them): the app under test
   // opens its own pool to the same database
   const admin = createDb({ url: `${TEST_PG}/postgres?application_name=fieldsync-test-admin-${name}`, poolMax: 1 });
   await admin.none('CREATE DATABASE $1:name', [name]);
   const url = `${TEST_PG}/${name}`;
   const db = createDb({ url: `${url}?application_name=fieldsync-test`, poolMax: 10 });
-  if (opts.migrate !== false) await migrate(db);
-  return {
-    name,
-    url,
-    db,
-    async drop() {
-      await db.$pool.end();
-      await admin.none('DROP DATABASE IF EXISTS $1:name WITH (FORCE)', [name]);
-      await admin.$pool.end();
-    },
+  const drop = async () => {
+    await db.$pool.end();
+    await admin.none('DROP DATABASE IF EXISTS $1:name WITH (FORCE)', [name]);
+    await admin.$pool.end();
   };
+
+  let model: Model | undefined;
+  try {
+    if (erp === 'demo') await applyDemoSchema(db);
+    else if (erp !== 'none') await db.tx('test:erp-schema', (t) => t.none(erp.schemaSql));
+    if (installing) {
+      const config = await loadConfigFile(erp === 'demo' ? undefined : (erp as ErpFixture).configPath);
+      model = await loadModel(db, config);
+      await install(db, model);
+    }
+  } catch (err) {
+    await drop();
+    throw err;
+  }
+  return { name, url, db, model, drop };
 }
 
 const erpPgp = pgPromise();

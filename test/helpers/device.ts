@@ -1,10 +1,16 @@
 import { rowHash, sumHashes } from '../../src/sync/checksum.js';
 
-/** One section of a pull answer. */
+/**
+ * A row id on the wire: a number for a single integer key, else a string (text, the
+ * lower-case uuid, or the JSON array text of a composite key).
+ */
+export type WireId = number | string;
+
+/** One section of a pull answer: rows are [b, id, v, ...columns], deletes [bucket index, id]. */
 export interface Section {
   cols: string[];
   rows: unknown[][];
-  deleted: [number, string | number][];
+  deleted: [number, WireId][];
 }
 
 export interface PullBody {
@@ -30,7 +36,7 @@ export interface LocalRow {
  * snapshot pages, then per collection the deletes and the rows; all of one page at once.
  */
 export class Device {
-  /** collection -> "<bucket>|<id>" -> row */
+  /** collection -> "<bucket>|<id>" -> row (a delete names the same id, of the same type, as the row) */
   readonly tables = new Map<string, Map<string, LocalRow>>();
   cursor: string | undefined;
   last: PullBody | undefined;
@@ -52,7 +58,7 @@ export class Device {
     return t;
   }
 
-  /** A collection's rows by id (for assertions); throws if an id is held in two buckets. */
+  /** A collection's rows by String(id) (for assertions); throws if an id is held in two buckets. */
   table(name: string): Map<string, LocalRow> {
     const out = new Map<string, LocalRow>();
     for (const r of this.stored(name).values()) {
@@ -79,7 +85,7 @@ export class Device {
         const row: Record<string, unknown> = {};
         section.cols.forEach((c, i) => (row[c] = values[i]));
         const bucket = body.buckets.current[row.b as number]!;
-        t.set(`${bucket}|${row.id}`, { bucket, v: row.v as number, row });
+        t.set(`${bucket}|${row.id as WireId}`, { bucket, v: row.v as number, row });
       }
     }
   }

@@ -1,15 +1,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
-import { createTestDatabase, type TestDatabase } from './db.js';
+import { createTestDatabase, type ErpFixture, type TestDatabase } from './db.js';
 
 export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256!';
 
 export interface TestServer extends RunningServer {
   tdb: TestDatabase;
+  config: Config;
   /** fetch relative to the server */
   fetch(path: string, init?: RequestInit): Promise<Response>;
   /** POST a JSON body */
@@ -24,11 +25,12 @@ export interface TestServer extends RunningServer {
 }
 
 /**
- * The whole app on a fresh database and a random port. `env` overrides the defaults
- * below (no demo seed, silent logs); `close()` stops the app and drops the database.
+ * The whole app on a fresh database (the demo ERP, or `erp`, with fieldsync installed)
+ * and a random port. `env` overrides the defaults below (no demo seed, silent logs);
+ * `close()` stops the app and drops the database.
  */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const tdb = await createTestDatabase({ migrate: false });
+export async function startTestServer(env: Record<string, string> = {}, opts: { erp?: ErpFixture } = {}): Promise<TestServer> {
+  const tdb = await createTestDatabase(opts.erp ? { erp: opts.erp } : {});
   const dataDir = await mkdtemp(join(tmpdir(), 'fieldsync-test-')); // the embedded S3's files
   const config = loadConfig({
     DATABASE_URL: tdb.url,
@@ -39,6 +41,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     DB_POOL_MAX: '5',
     DATA_DIR: dataDir,
+    ...(opts.erp && { SYNC_CONFIG: opts.erp.configPath }),
     ...env,
   });
   const server = await startServer(config, createLogger(config.log.level));
@@ -46,6 +49,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   return {
     ...server,
     tdb,
+    config,
     fetch: fetchApp,
     post: (path, body, headers = {}) =>
       fetchApp(path, {
@@ -78,7 +82,16 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
  */
 export async function startSecondInstance(first: TestServer, env: Record<string, string> = {}): Promise<RunningServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'fieldsync-test-second-'));
-  const config = loadConfig({ DATABASE_URL: first.tdb.url, JWT_SECRET: TEST_SECRET, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', DATA_DIR: dataDir, ...env });
+  const config = loadConfig({
+    DATABASE_URL: first.tdb.url,
+    JWT_SECRET: TEST_SECRET,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    DATA_DIR: dataDir,
+    ...(first.config.syncConfig !== undefined && { SYNC_CONFIG: first.config.syncConfig }),
+    ...env,
+  });
   const server = await startServer(config, createLogger('silent'));
   return {
     ...server,

@@ -4,7 +4,9 @@ import { createTestDatabase, erpPool, type TestDatabase } from '../helpers/db.js
 
 /**
  * Change capture (DESIGN §4.2–4.3) for writes made by plain SQL, as the ERP makes them:
- * stamps, tombstones on delete and on bucket-key change, and the NOTIFY doorbell.
+ * the items fieldsync's triggers keep in its own schema (one per row and bucket, stamped
+ * with the writing transaction), deletes on DELETE and on bucket-key change, children
+ * re-stamping their parent, and nothing added to the ERP's tables.
  */
 let tdb: TestDatabase;
 let raw: pgPromise.IDatabase<unknown>; // a connection with no fieldsync code in the way
@@ -27,10 +29,15 @@ test.after.always(async () => {
   await tdb?.drop();
 });
 
-const stamp = async (table: string, id: number | string): Promise<bigint> =>
-  BigInt((await raw.one<{ x: string }>('SELECT _tx::text AS x FROM $1:name WHERE id = $2', [table, id])).x);
+/** The transaction that last wrote the row's live items (all of them: they move together). */
+const stamp = async (coll: string, id: number | string): Promise<bigint> => {
+  const rows = await raw.map(`SELECT DISTINCT tx::text AS x FROM fieldsync.items WHERE coll = $1 AND row_key = $2 AND NOT deleted`, [coll, String(id)], (r: { x: string }) => BigInt(r.x));
+  if (rows.length !== 1) throw new Error(`${coll} ${id}: live items stamped ${rows.length} ways`);
+  return rows[0]!;
+};
+/** The buckets a row has left (its deleted items). */
 const tombstones = (rowId: string) =>
-  raw.map('SELECT bucket, collection FROM sync_tombstones WHERE row_id = $1 ORDER BY id', [rowId], (r) => `${r.collection}@${r.bucket}`);
+  raw.map(`SELECT bucket, coll FROM fieldsync.items WHERE row_key = $1 AND deleted ORDER BY bucket`, [rowId], (r) => `${r.coll}@${r.bucket}`);
 
 test.serial('INSERT and UPDATE by raw SQL stamp the writing transaction id', async (t) => {
   const result = await raw.tx(async (tx) => {
@@ -47,15 +54,23 @@ test.serial('INSERT and UPDATE by raw SQL stamp the writing transaction id', asy
   t.is(await stamp('stock', 100), updater, 'update re-stamped');
 });
 
-test.serial('a forged _tx written by the ERP is overwritten by the trigger', async (t) => {
-  await raw.none(`UPDATE products SET name = 'Water 1 L', _tx = '1'::xid8 WHERE id = 1`);
-  t.true((await stamp('products', 1)) > 1n);
+test.serial('the ERP tables carry no fieldsync column, index or constraint', async (t) => {
+  const columns = await raw.map(`SELECT table_name || '.' || column_name AS c FROM information_schema.columns WHERE table_schema = 'public' AND (column_name LIKE '%tx%' OR column_name LIKE 'sync%')`, [], (r: { c: string }) => r.c);
+  t.deepEqual(columns, []);
+  const triggers = await raw.map(`SELECT DISTINCT c.relname AS t FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid WHERE g.tgname LIKE 'fieldsync%' ORDER BY 1`, [], (r: { t: string }) => r.t);
+  t.deepEqual(triggers, ['categories', 'clients', 'order_lines', 'orders', 'pricelists', 'prices', 'products', 'stock', 'warehouses']);
 });
 
-test.serial('an UPDATE that changes nothing keeps the old stamp (no needless re-download)', async (t) => {
+test.serial('an UPDATE that changes nothing synced keeps the old stamp (no needless re-download)', async (t) => {
   const before = await stamp('clients', 2);
   await raw.none('UPDATE clients SET phone = phone, name = name WHERE id = 2');
   t.is(await stamp('clients', 2), before);
+  await raw.none(`ALTER TABLE clients ADD COLUMN last_viewed_at timestamptz`);
+  await raw.none('UPDATE clients SET last_viewed_at = now() WHERE id = 2');
+  t.is(await stamp('clients', 2), before, 'a column fieldsync does not sync');
+  await raw.none(`ALTER TABLE clients DROP COLUMN last_viewed_at`);
+  await raw.none(`UPDATE clients SET phone = '+966500000000' WHERE id = 2`);
+  t.true((await stamp('clients', 2)) > before, 'a synced column');
 });
 
 test.serial('DELETE writes a tombstone for every bucket the row was in', async (t) => {
@@ -65,8 +80,8 @@ test.serial('DELETE writes a tombstone for every bucket the row was in', async (
     return BigInt((await tx.one<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).x);
   });
   t.deepEqual(await tombstones('101'), ['stock@stock:2']);
-  const { x } = await raw.one<{ x: string }>(`SELECT _tx::text AS x FROM sync_tombstones WHERE row_id = '101'`);
-  t.is(BigInt(x), deleter, 'tombstone stamped with the deleting transaction');
+  const { x } = await raw.one<{ x: string }>(`SELECT tx::text AS x FROM fieldsync.items WHERE row_key = '101' AND coll = 'stock'`);
+  t.is(BigInt(x), deleter, 'the delete is stamped with the deleting transaction');
 });
 
 test.serial('moving a client to another salesman tombstones it in the old bucket only', async (t) => {
@@ -74,6 +89,8 @@ test.serial('moving a client to another salesman tombstones it in the old bucket
   t.deepEqual(await tombstones('1'), ['clients@clients:1']);
   await raw.none('UPDATE clients SET salesman_id = NULL WHERE id = 1');
   t.deepEqual(await tombstones('1'), ['clients@clients:1', 'clients@clients:2'], 'unassigning leaves its bucket too');
+  await raw.none('UPDATE clients SET salesman_id = 1 WHERE id = 1');
+  t.deepEqual(await tombstones('1'), ['clients@clients:2'], 'coming back revives the item');
 });
 
 test.serial('moving a price to another pricelist tombstones it in the old pricelist', async (t) => {
@@ -94,8 +111,11 @@ test.serial('order lines re-stamp their order; moving or deleting an order tombs
 
   await raw.none('UPDATE orders SET salesman_id = 2 WHERE id = $1', [id]);
   t.deepEqual(await tombstones(id), ['orders@orders:1'], 'client bucket unchanged, old salesman bucket left');
+  const moved = await stamp('orders', id);
+  await raw.none('DELETE FROM order_lines WHERE order_id = $1', [id]);
+  t.true((await stamp('orders', id)) > moved, 'a deleted line re-stamps the order');
   await raw.none('DELETE FROM orders WHERE id = $1', [id]);
-  t.deepEqual((await tombstones(id)).slice(1).sort(), ['orders@client_orders:2', 'orders@orders:2', 'orders@orders:all']);
+  t.deepEqual((await tombstones(id)).sort(), ['orders@client_orders:2', 'orders@orders:1', 'orders@orders:2', 'orders@orders:all']);
 });
 
 test.serial('a bulk statement writes one tombstone per row and bucket', async (t) => {
@@ -103,27 +123,24 @@ test.serial('a bulk statement writes one tombstone per row and bucket', async (t
                   SELECT 1, w, 1 FROM (VALUES (1), (2)) v(w) ON CONFLICT (product_id, warehouse_id) DO NOTHING`);
   const ids = await raw.map('SELECT id FROM stock', [], (r: { id: string }) => String(r.id));
   await raw.none('DELETE FROM stock');
-  const n = await raw.one<{ n: string }>(`SELECT count(*) AS n FROM sync_tombstones WHERE row_id IN ($1:csv) AND collection = 'stock'`, [ids]);
+  const n = await raw.one<{ n: string }>(`SELECT count(*) AS n FROM fieldsync.items WHERE row_key IN ($1:csv) AND coll = 'stock' AND deleted`, [ids]);
   t.true(ids.length >= 2);
   t.is(Number(n.n), ids.length);
 });
 
-test.serial('the doorbell NOTIFY names the touched buckets, once per transaction', async (t) => {
+test.serial('nothing is sent to the notification queue: commits never wait on the doorbell', async (t) => {
   const conn = await raw.connect({ direct: true });
   const heard: unknown[] = [];
-  conn.client.on('notification', (m) => heard.push(JSON.parse(m.payload ?? 'null')));
+  conn.client.on('notification', (m) => heard.push(m));
   await conn.none('LISTEN fieldsync');
   try {
     await raw.tx(async (tx) => {
       await tx.none(`INSERT INTO stock (product_id, warehouse_id, qty) VALUES (1, 1, 7), (1, 2, 8)`);
-      await tx.none(`UPDATE stock SET qty = qty + 1`); // same buckets again: folded by PostgreSQL
-      await tx.none(`UPDATE clients SET salesman_id = 1 WHERE id = 1`);
+      await tx.none(`UPDATE clients SET salesman_id = 2 WHERE id = 1`);
     });
-    await new Promise((r) => setTimeout(r, 200));
-    t.deepEqual(heard, [
-      { c: 'stock', b: ['stock:1', 'stock:2'] },
-      { c: 'clients', b: ['clients:1', 'clients:all'] },
-    ]);
+    await new Promise((r) => setTimeout(r, 100));
+    t.deepEqual(heard, []);
+    t.is((await raw.one<{ u: number }>('SELECT pg_notification_queue_usage() AS u')).u, 0);
   } finally {
     await conn.done(true);
   }
@@ -137,7 +154,7 @@ test.serial('the watermark stays at an open transaction until it finishes', asyn
     const open = BigInt((await conn.one<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).x);
     // a later transaction commits while the first is still open
     await raw.none(`UPDATE categories SET name = 'Drinks' WHERE id = 1`);
-    const wm = BigInt((await raw.one<{ w: string }>('SELECT sync_watermark()::text AS w')).w);
+    const wm = BigInt((await raw.one<{ w: string }>('SELECT fieldsync.watermark()::text AS w')).w);
     t.true(wm <= open, 'watermark does not pass the open transaction');
     t.true((await stamp('categories', 1)) > open, 'the later commit is above it: readers must wait for the watermark');
     await conn.none('COMMIT');
@@ -145,7 +162,7 @@ test.serial('the watermark stays at an open transaction until it finishes', asyn
     // may hold it a moment longer, so wait for it rather than expect it at once.
     let after = 0n;
     for (let i = 0; i < 100 && after <= open; i++) {
-      after = BigInt((await raw.one<{ w: string }>('SELECT sync_watermark()::text AS w')).w);
+      after = BigInt((await raw.one<{ w: string }>('SELECT fieldsync.watermark()::text AS w')).w);
       if (after <= open) await new Promise((r) => setTimeout(r, 50));
     }
     t.true(after > open, 'after commit the watermark passes it');
@@ -154,23 +171,31 @@ test.serial('the watermark stays at an open transaction until it finishes', asyn
   }
 });
 
-test.serial('TRUNCATE of a synced table bumps the sync epoch (it writes no tombstones)', async (t) => {
-  const before = await raw.one<{ epoch: number }>('SELECT epoch FROM sync_state');
+test.serial('TRUNCATE of a synced table bumps the sync epoch and clears its items; of a child table, re-sends the parents', async (t) => {
+  const epoch = async () => (await raw.one<{ epoch: number }>('SELECT epoch FROM fieldsync.state')).epoch;
+  const id = '0b7d3c52-1a2b-4c3d-8e4f-5a6b7c8d9e0f';
+  await raw.none(`INSERT INTO orders (id, client_id, salesman_id, warehouse_id, total) VALUES ($1, 2, 1, 1, 3.00)`, [id]);
+  await raw.none(`INSERT INTO order_lines (order_id, line_no, product_id, qty, unit_price, line_total) VALUES ($1, 1, 1, 2, 1.50, 3.00)`, [id]);
+  const before = await epoch();
+  const stamped = await stamp('orders', id);
   await raw.none('TRUNCATE order_lines');
-  const after = await raw.one<{ epoch: number }>('SELECT epoch FROM sync_state');
-  t.is(after.epoch, before.epoch + 1);
+  t.is(await epoch(), before, 'no reset: the orders are re-sent without lines');
+  t.true((await stamp('orders', id)) > stamped);
+  await raw.none('TRUNCATE stock');
+  t.is(await epoch(), before + 1);
+  t.is((await raw.one<{ n: number }>(`SELECT count(*)::int AS n FROM fieldsync.items WHERE coll = 'stock'`)).n, 0);
 });
 
-test.serial('the SQL triggers name the same buckets as the sync registry', async (t) => {
-  const { collections, triggerBucketExpression } = await import('../../src/sync/collections.js');
-  const rows = await raw.any<{ tbl: string; registration: string }>(
-    `SELECT c.relname AS tbl, obj_description(t.oid, 'pg_trigger') AS registration
-       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = c.relname || '_sync_ins'`,
-  );
-  const registered = Object.fromEntries(rows.map((r) => [r.tbl, JSON.parse(r.registration) as { collection: string; buckets: string }]));
-  for (const col of Object.values(collections)) {
-    const { collection, buckets } = registered[col.table] ?? {};
-    t.is(collection, col.name, `${col.table} is tracked as ${col.name}`);
-    t.is(buckets, triggerBucketExpression(col), `${col.table}'s trigger buckets`);
-  }
+test.serial('a synced column cannot be dropped from under fieldsync; one it does not sync can', async (t) => {
+  const err = await t.throwsAsync(raw.none('ALTER TABLE clients DROP COLUMN salesman_id'));
+  t.regex(err!.message, /cannot drop column salesman_id of table clients because other objects depend on it/);
+  t.regex((err as { detail?: string }).detail ?? '', /function fieldsync\.b_clients\(clients\) depends on column salesman_id/);
+  const named = await t.throwsAsync(raw.none('ALTER TABLE clients DROP COLUMN name_ar'));
+  t.regex((named as { detail?: string }).detail ?? '', /function fieldsync\.v_clients\(clients\) depends on column name_ar/);
+  await raw.none('ALTER TABLE clients ADD COLUMN fax text');
+  await raw.none('ALTER TABLE clients RENAME COLUMN fax TO fax_number');
+  await raw.none('CREATE INDEX clients_fax ON clients (fax_number)');
+  await raw.none('ALTER TABLE clients DROP COLUMN fax_number');
+  await raw.none(`UPDATE clients SET name = 'Noor' WHERE id = 1`);
+  t.pass();
 });

@@ -1,4 +1,5 @@
 -- A new login; a duplicate e-mail (any case) violates users_email and is reported as 409.
-INSERT INTO users (email, password_hash, role, display_name, salesman_id, client_id)
-VALUES (lower(${email}), ${passwordHash}, ${role}, ${displayName}, ${salesmanId}, ${clientId})
-RETURNING id, email, role, display_name, salesman_id, client_id, is_active, created_at
+-- `claims` was checked against the role's declared claims by the caller.
+INSERT INTO ${schema:name}.users (email, password_hash, role, display_name, claims)
+VALUES (lower(${email}), ${passwordHash}, ${role}, ${displayName}, ${claims:json})
+RETURNING id, email, role, display_name AS "displayName", claims, is_active AS active, created_at AS "createdAt"

@@ -1,38 +1,35 @@
 import type { IBaseProtocol } from 'pg-promise';
 import { sqlFile } from '../sql.js';
 
-export const roles = ['admin', 'manager', 'salesman', 'client_app', 'warehouse', 'driver'] as const;
-export type Role = (typeof roles)[number];
-
+/** A login as the login check needs it. `claims` holds what the role needs (the demo salesman's {salesmanId: 3}). */
 export interface UserRow {
   id: number;
   email: string;
   password_hash: string | null;
-  role: Role;
+  /** a role of the sync config */
+  role: string;
   display_name: string;
-  salesman_id: number | null;
-  client_id: number | null;
+  claims: Record<string, unknown>;
 }
 
-/** A user as admins see it: never the password hash. */
+/** A user as admins see it (the admin API's answer): never the password hash. */
 export interface UserView {
   id: number;
   email: string;
-  role: Role;
-  display_name: string;
-  salesman_id: number | null;
-  client_id: number | null;
-  is_active: boolean;
-  created_at: Date;
+  role: string;
+  displayName: string;
+  claims: Record<string, unknown>;
+  active: boolean;
+  createdAt: Date;
 }
 
 export interface NewUser {
   email: string;
   passwordHash: string;
-  role: Role;
+  role: string;
   displayName: string;
-  salesmanId: number | null;
-  clientId: number | null;
+  /** checked against the role's declared claims by the caller */
+  claims: Record<string, string | number>;
 }
 
 const q = {
@@ -41,20 +38,29 @@ const q = {
   insert: sqlFile('users/insert.sql'),
 };
 
+/**
+ * Standalone logins, in `<schema>.users` of fieldsync's own schema. Not attached in
+ * pg-promise's `extend` hook (that runs before the sync config is known): build one with
+ * the model's schema, `new UsersRepo(db, model.schema)`; pass a task or transaction as
+ * `db` to run inside it.
+ */
 export class UsersRepo {
-  constructor(private readonly db: IBaseProtocol<unknown>) {}
+  constructor(
+    private readonly db: IBaseProtocol<unknown>,
+    private readonly schema: string,
+  ) {}
 
   /** An active user by e-mail (case-insensitive), or null. */
   findByEmail(email: string): Promise<UserRow | null> {
-    return this.db.oneOrNone<UserRow>(q.findByEmail, { email });
+    return this.db.oneOrNone<UserRow>(q.findByEmail, { schema: this.schema, email });
   }
 
   /** Users with id > after, ascending, at most limit. */
   list(after: number, limit: number): Promise<UserView[]> {
-    return this.db.any<UserView>(q.list, { after, limit });
+    return this.db.any<UserView>(q.list, { schema: this.schema, after, limit });
   }
 
   insert(user: NewUser): Promise<UserView> {
-    return this.db.one<UserView>(q.insert, user);
+    return this.db.one<UserView>(q.insert, { schema: this.schema, ...user });
   }
 }

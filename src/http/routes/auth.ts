@@ -7,6 +7,10 @@ const loginBody = z.strictObject({
   password: z.string().min(1).max(1024),
 });
 
+/**
+ * POST /v1/auth/login (standalone users: {token, expiresAt, user: {id, role, name, claims}})
+ * and GET /v1/auth/me (the caller as its token says: {user: {userId, role, claims}}).
+ */
 export function authRoutes(login: LoginService) {
   return [
     route({

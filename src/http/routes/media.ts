@@ -3,14 +3,13 @@ import type { Readable } from 'node:stream';
 import multer from 'multer';
 import getRawBody from 'raw-body';
 import { z } from 'zod';
-import type { Db } from '../../db/pg.js';
 import { AppError } from '../../errors.js';
-import type { MediaService, StoredVariant } from '../../images/service.js';
+import { presets } from '../../images/presets.js';
+import { decodeManifestCursor, ROW_SEGMENT, type MediaService } from '../../images/service.js';
+import type { Model } from '../../model/model.js';
 import type { Storage } from '../../storage/s3.js';
 import type { Heads } from '../../sync/heads.js';
-import { route } from '../route.js';
-
-const productId = z.coerce.number().int().positive();
+import { route, type Route } from '../route.js';
 
 /** The uploaded bytes: multipart field `image` (browsers) or the raw body (PUT, scripts). */
 async function readMultipart(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<Buffer> {
@@ -30,39 +29,62 @@ function uploadError(err: unknown): never {
 }
 
 const manifestQuery = z.strictObject({
-  cursor: z.string().regex(/^\d{1,20}\.\d{1,19}$/, 'a cursor from an earlier answer').optional(),
+  cursor: z
+    .string()
+    .transform((cursor, ctx) => {
+      const position = decodeManifestCursor(cursor);
+      if (!position) ctx.addIssue({ code: 'custom', message: 'a cursor from an earlier answer' });
+      return position ?? z.NEVER;
+    })
+    .optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(500),
 });
 
+/** The variant files served (the original stays private). */
+const FILES = new Set(presets.map((p) => `${p.name}.${p.ext}`));
+const VERSION = /^[0-9a-f]{16}-[0-9a-f]{6}$/;
+
+export interface MediaRouteDeps {
+  model: Model;
+  media: MediaService;
+  storage: Storage;
+  heads: Heads;
+  /** largest upload accepted (413 above) */
+  maxBytes: number;
+}
+
 /**
- * Images: upload (admins and managers), the offline prefetch manifest, and the images
- * themselves (immutable, content-addressed) for deployments without a CDN.
+ * Images of the sync config's media collection: upload (roles with the media:write
+ * permission), the offline prefetch manifest, and the images themselves (immutable,
+ * content-addressed) for deployments without a CDN. No routes when the config keeps no
+ * images.
  */
-export function mediaRoutes(db: Db, media: MediaService, storage: Storage, heads: Heads, maxBytes: number) {
-  const upload = async (id: number, read: () => Promise<Buffer>) => {
+export function mediaRoutes({ model, media, storage, heads, maxBytes }: MediaRouteDeps): Route[] {
+  const collection = model.media?.collection.name;
+  if (collection === undefined) return [];
+  const upload = async (param: string, read: () => Promise<Buffer>) => {
+    const rowKey = media.parseId(param);
     const bytes = await read().catch(uploadError);
-    const info = await media.upload(id, bytes);
+    const info = await media.upload(rowKey, bytes);
     return { status: info.unchanged ? 200 : 201, body: { image: info } };
   };
   return [
     route({
       method: 'POST',
-      path: '/v1/admin/products/:id/image',
-      auth: ['admin', 'manager'],
+      path: `/v1/admin/${collection}/:id/image`,
+      auth: { permission: 'media:write' },
       async handler({ params, ctx }) {
-        const id = productId.parse(params.id);
         if (!ctx.is('multipart/form-data')) throw new AppError('unsupported-media-type', 'send multipart/form-data (or PUT the raw bytes)');
         if (Number(ctx.get('content-length') || 0) > maxBytes + 64 * 1024) throw new AppError('payload-too-large');
-        return upload(id, () => readMultipart(ctx.req, ctx.res, maxBytes));
+        return upload(params.id!, () => readMultipart(ctx.req, ctx.res, maxBytes));
       },
     }),
     route({
       method: 'PUT',
-      path: '/v1/admin/products/:id/image',
-      auth: ['admin', 'manager'],
+      path: `/v1/admin/${collection}/:id/image`,
+      auth: { permission: 'media:write' },
       async handler({ params, ctx }) {
-        const id = productId.parse(params.id);
-        return upload(id, () => getRawBody(ctx.req, { limit: maxBytes, length: ctx.get('content-length') || undefined }));
+        return upload(params.id!, () => getRawBody(ctx.req, { limit: maxBytes, length: ctx.get('content-length') || undefined }));
       },
     }),
     route({
@@ -71,46 +93,25 @@ export function mediaRoutes(db: Db, media: MediaService, storage: Storage, heads
       auth: 'any',
       query: manifestQuery,
       async handler({ query }) {
-        // keyset over (transaction, id) below the watermark, like pull: no image change is skipped
-        const [tx, after] = query.cursor ? query.cursor.split('.') : ['0', '0'];
-        const rows = await db.any<{ id: number; tx: string; image_key: string | null; image_placeholder: string | null; image_variants: Record<string, StoredVariant> | null }>(
-          `SELECT id, _tx::text AS tx, image_key, image_placeholder, image_variants FROM products
-            WHERE (_tx, id) > ($1::xid8, $2) AND _tx < $3::xid8 AND image_updated_at IS NOT NULL
-            ORDER BY _tx, id LIMIT $4`,
-          [tx, after, heads.watermark.toString(), query.limit],
-        );
-        const items = await Promise.all(
-          rows.map(async (r) =>
-            !r.image_key || !r.image_variants
-              ? { productId: r.id, removed: true }
-              : {
-                  productId: r.id,
-                  placeholder: r.image_placeholder,
-                  variants: Object.fromEntries(
-                    await Promise.all(Object.entries(r.image_variants).map(async ([name, v]) => [name, { url: await media.url(v.key), type: v.type, bytes: v.bytes, sha256: v.sha256, width: v.width, height: v.height }])),
-                  ),
-                },
-          ),
-        );
-        const last = rows.at(-1);
-        const hasMore = rows.length === query.limit;
-        const cursor = last ? `${last.tx}.${last.id}` : (query.cursor ?? `${heads.watermark > 0n ? heads.watermark - 1n : 0n}.0`);
-        return { body: { items, cursor, hasMore }, headers: { 'Cache-Control': 'private, no-cache' } };
+        const page = await media.manifest({ after: query.cursor, limit: query.limit, below: heads.watermark });
+        return { body: page, headers: { 'Cache-Control': 'private, no-cache' } };
       },
     }),
     route({
       method: 'GET',
-      path: '/v1/media/products/:product/:version/:file',
+      path: `/v1/media/${collection}/:row/:version/:file`,
       auth: 'public',
       async handler({ params, ctx }) {
-        const key = `products/${params.product}/${params.version}/${params.file}`;
-        if (!/^products\/\d+\/[0-9a-f]{16}-[0-9a-f]{6}\/(thumb\.webp|thumb\.jpg|detail\.webp|zoom\.webp)$/.test(key)) throw new AppError('not-found');
-        const object = await storage.get(key).catch((err: { name?: string; $metadata?: { httpStatusCode?: number } }) => {
+        const { row, version, file } = params as { row: string; version: string; file: string };
+        if (!ROW_SEGMENT.test(row) || !VERSION.test(version) || !FILES.has(file)) throw new AppError('not-found');
+        // content-addressed: a client holding this ETag holds these bytes (no store round trip)
+        const etag = `"${version}-${file}"`;
+        ctx.set('ETag', etag);
+        if (ctx.get('if-none-match') === etag) return { status: 304, headers: { 'Cache-Control': 'public, max-age=31536000, immutable' } };
+        const object = await storage.get(`${collection}/${row}/${version}/${file}`).catch((err: { name?: string; $metadata?: { httpStatusCode?: number } }) => {
           if (err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404) throw new AppError('not-found');
           throw new AppError('unavailable', 'the image store is unavailable');
         });
-        ctx.set('ETag', `"${params.version}-${params.file}"`);
-        if (ctx.get('if-none-match') === `"${params.version}-${params.file}"`) return { status: 304 };
         return {
           body: object.Body as Readable,
           headers: { 'Content-Type': object.ContentType ?? 'application/octet-stream', 'Cache-Control': 'public, max-age=31536000, immutable', ...(object.ContentLength !== undefined && { 'Content-Length': String(object.ContentLength) }) },

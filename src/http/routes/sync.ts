@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { appNames, type AppName } from '../../sync/profiles.js';
 import type { SnapshotService } from '../../cache/snapshots.js';
 import { AppError } from '../../errors.js';
 import type { PullAnswer, PullService } from '../../sync/pull.js';
@@ -14,7 +13,7 @@ export interface PullLimits {
 export function pullInput(limits: PullLimits) {
   return z.strictObject({
     cursor: z.string().min(1).max(16_384).optional(),
-    app: z.enum(appNames as [AppName, ...AppName[]], { message: `unknown app; one of: ${appNames.join(', ')}` }).optional(),
+    app: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'an app name of the sync config').optional(),
     limit: z.coerce.number().int().min(1).max(limits.maxLimit).default(limits.defaultLimit),
   });
 }

@@ -1,43 +1,90 @@
-import type { Principal, Role } from '../auth/principal.js';
+import { z } from 'zod';
+import type { Principal } from '../auth/principal.js';
 import { pgp } from '../db/pg.js';
-import { payloads, type MutationType, type Payload } from '../protocol/mutations.js';
+import { defineMutation, Rejected } from '../model/mutations.js';
 import { fromCents, toCents } from './money.js';
-import { Rejected } from './rejection.js';
 
 /**
- * Each mutation type as a plan: `reads` is SQL (one or more statements) that runs in the
- * same round trip as the ledger insert, locking what the decision depends on; `decide` is
- * pure, applying the rules to what was read and returning the result and the writes,
- * which run in the same round trip as the ledger update and COMMIT. Two round trips per
- * mutation, and the rules testable without a database.
+ * The demo ERP's offline writes: the worked example of mutation handlers (README
+ * "Writing a mutation handler"). Each is a plan: `reads` runs in the same round trip as
+ * the ledger insert, locking what the decision depends on; `decide` is pure.
  */
-export interface MutationContext {
-  deviceId: string;
-  /** when the device made the mutation (never later than now) */
-  createdAt: Date;
-}
+export const MAX_LINES = 200;
+export const MAX_QTY = 100_000;
 
-export interface Decision {
-  result: unknown;
-  /** SQL statements, in order */
-  writes: string[];
-}
+const id = z.number().int().positive().max(2 ** 53 - 1);
+const money = z.string().regex(/^\d{1,12}(\.\d{1,2})?$/, 'a decimal string such as "12.50"');
+const text = (max: number) => z.string().trim().max(max);
 
-export interface Plan<T extends MutationType> {
-  roles: readonly Role[];
-  reads(p: Principal, payload: Payload<T>): string[];
-  decide(p: Principal, payload: Payload<T>, reads: unknown[][], ctx: MutationContext): Decision;
+/** The demo handlers' rejection codes and what they mean. */
+const demoRejections = {
+  invalid_payload: 'the payload does not fit the rules (details list each path)',
+  client_not_found: 'no such client',
+  client_not_yours: 'the client belongs to another salesman (or is not the app\'s own client)',
+  client_inactive: 'the client is deactivated',
+  unknown_product: 'one or more products do not exist (details.productIds)',
+  product_inactive: 'one or more products are not sold any more (details.productIds)',
+  warehouse_not_found: 'no such warehouse',
+  insufficient_stock: 'not enough free stock for some lines (details.lines: productId, requested, available)',
+  order_exists: 'an order with this orderId exists (made by another mutation)',
+  order_not_found: 'no such order visible to the caller',
+  order_locked: 'the ERP has moved the order past pending; it can no longer be changed or cancelled',
+} as const;
+
+const pick = (...codes: (keyof typeof demoRejections)[]) => Object.fromEntries(codes.map((c) => [c, demoRejections[c]]));
+
+const payloads = {
+  'order.create': z.strictObject({
+    orderId: z.uuid(),
+    clientId: id.optional(), // client_app: defaults to its own client
+    warehouseId: id.optional(),
+    lines: z
+      .array(
+        z.strictObject({
+          productId: id,
+          qty: z.number().int('a whole number of units').positive().max(MAX_QTY),
+          note: text(500).optional(),
+          /** what the device showed; compared and reported, never used */
+          price: money.optional(),
+        }),
+      )
+      .min(1)
+      .max(MAX_LINES)
+      .refine((ls) => new Set(ls.map((l) => l.productId)).size === ls.length, 'each product at most once per order'),
+    requestedDelivery: z.iso.date().optional(),
+    notes: text(2000).optional(),
+  }),
+  'order.cancel': z.strictObject({ orderId: z.uuid(), reason: text(500).optional() }),
+  'order.update_notes': z.strictObject({
+    orderId: z.uuid(),
+    notes: text(2000).nullable().optional(),
+    requestedDelivery: z.iso.date().nullable().optional(),
+  }),
+  'client.update_contact': z
+    .strictObject({
+      clientId: id,
+      phone: z.string().trim().regex(/^\+?[0-9 ()-]{6,20}$/, 'a phone number').optional(),
+      email: z.email().max(254).optional(),
+      address: text(500).optional(),
+    })
+    .refine((p) => p.phone !== undefined || p.email !== undefined || p.address !== undefined, 'nothing to update'),
+} as const;
+
+/** A numeric claim of the caller (the demo's salesmanId and clientId are int claims), or undefined. */
+function claimId(p: Principal, claim: 'salesmanId' | 'clientId'): number | undefined {
+  const v = p.claims[claim];
+  return v === undefined ? undefined : Number(v);
 }
 
 /** May the caller act on this client? (salesman: his own; client_app: itself; admin/manager: any) */
-export function ownsClient(p: Principal, client: { id: number; salesman_id: number | null }): boolean {
+function ownsClient(p: Principal, client: { id: number; salesman_id: number | null }): boolean {
   if (p.role === 'admin' || p.role === 'manager') return true;
-  if (p.role === 'salesman') return client.salesman_id === p.salesmanId;
-  if (p.role === 'client_app') return client.id === p.clientId;
+  if (p.role === 'salesman') return client.salesman_id === claimId(p, 'salesmanId');
+  if (p.role === 'client_app') return client.id === claimId(p, 'clientId');
   return false;
 }
 
-const writers: readonly Role[] = ['salesman', 'client_app', 'admin', 'manager'];
+const writers: readonly string[] = ['salesman', 'client_app', 'admin', 'manager'];
 const lineColumns = new pgp.helpers.ColumnSet(['order_id', 'line_no', 'product_id', 'qty', 'unit_price', 'line_total', 'note', 'reserved_qty'], {
   table: 'order_lines',
 });
@@ -67,13 +114,20 @@ const WAREHOUSE = `(SELECT w.id FROM warehouses w WHERE w.is_active AND ($<wareh
  * stock rows are locked in product order (concurrent orders for the last units cannot
  * oversell, nor deadlock on them) and the quantities reserved. Short stock rejects the
  * order (insufficient_stock) unless the client allows backorders: then what is free is
- * reserved and the order is marked backorder.
+ * reserved and the order is marked backorder. An orderId already taken (by another
+ * mutation) is order_exists; one taken by a transaction still in flight is caught by the
+ * orders primary key at the insert, which push answers with the generic `conflict`.
  */
-const createOrder: Plan<'order.create'> = {
+export const createOrder = defineMutation({
+  payload: payloads['order.create'],
+  rejections: pick('invalid_payload', 'client_not_found', 'client_not_yours', 'client_inactive', 'warehouse_not_found', 'unknown_product', 'product_inactive', 'insufficient_stock', 'order_exists'),
+  conflicts: { orders_pkey: 'order_exists' },
   roles: writers,
   reads(p, o) {
-    const values = { clientId: o.clientId ?? p.clientId ?? 0, warehouseId: o.warehouseId ?? null, ids: o.lines.map((l) => l.productId) };
+    const values = { orderId: o.orderId, clientId: o.clientId ?? claimId(p, 'clientId') ?? 0, warehouseId: o.warehouseId ?? null, ids: o.lines.map((l) => l.productId) };
     return [
+      // first: the same lock order as cancel (the order, then stock rows)
+      pgp.as.format('SELECT 1 FROM orders WHERE id = $<orderId> FOR UPDATE', values),
       pgp.as.format('SELECT id, salesman_id, pricelist_id, allow_backorder, is_active FROM clients WHERE id = $<clientId> FOR SHARE', values),
       pgp.as.format(`SELECT ${WAREHOUSE} AS id`, values),
       pgp.as.format(
@@ -90,8 +144,8 @@ const createOrder: Plan<'order.create'> = {
       ),
     ];
   },
-  decide(p, o, [clients, warehouses, priced, stocked], ctx) {
-    const clientId = o.clientId ?? p.clientId;
+  decide(p, o, [existing, clients, warehouses, priced, stocked], ctx) {
+    const clientId = o.clientId ?? claimId(p, 'clientId');
     if (clientId === undefined) throw new Rejected('invalid_payload', 'clientId is required', [{ path: 'clientId', message: 'required' }]);
     const client = clients![0] as ClientRow | undefined;
     if (!client) throw new Rejected('client_not_found', `no client ${clientId}`);
@@ -114,6 +168,7 @@ const createOrder: Plan<'order.create'> = {
     if (short.length && !client.allow_backorder) {
       throw new Rejected('insufficient_stock', `not enough stock for ${short.length} line(s)`, { lines: short });
     }
+    if (existing!.length > 0) throw new Rejected('order_exists', 'an order with this orderId exists');
 
     let total = 0n;
     const warnings: { code: 'price_changed'; productId: number; claimed: string; actual: string }[] = [];
@@ -180,7 +235,7 @@ const createOrder: Plan<'order.create'> = {
       },
     };
   },
-};
+});
 
 interface OrderRow {
   id: string;
@@ -197,13 +252,15 @@ const lockOrder = (orderId: string) =>
 function visibleOrder(p: Principal, orderId: string, rows: unknown[] | undefined): OrderRow {
   const o = rows?.[0] as OrderRow | undefined;
   const visible =
-    o && (p.role === 'admin' || p.role === 'manager' || (p.role === 'salesman' && o.salesman_id === p.salesmanId) || (p.role === 'client_app' && o.client_id === p.clientId));
+    o && (p.role === 'admin' || p.role === 'manager' || (p.role === 'salesman' && o.salesman_id === claimId(p, 'salesmanId')) || (p.role === 'client_app' && o.client_id === claimId(p, 'clientId')));
   if (!visible) throw new Rejected('order_not_found', `no order ${orderId}`);
   return o;
 }
 
 /** order.cancel: only while pending (the ERP wins once it moved the order); releases exactly what was reserved. */
-const cancelOrder: Plan<'order.cancel'> = {
+export const cancelOrder = defineMutation({
+  payload: payloads['order.cancel'],
+  rejections: pick('order_not_found', 'order_locked'),
   roles: writers,
   reads: (_p, c) => [lockOrder(c.orderId)],
   decide(p, c, [rows]) {
@@ -229,10 +286,12 @@ const cancelOrder: Plan<'order.cancel'> = {
       ],
     };
   },
-};
+});
 
 /** order.update_notes: a small edit of an existing row, with the same conflict rule. */
-const updateOrderNotes: Plan<'order.update_notes'> = {
+export const updateOrderNotes = defineMutation({
+  payload: payloads['order.update_notes'],
+  rejections: pick('order_not_found', 'order_locked'),
   roles: writers,
   reads: (_p, u) => [lockOrder(u.orderId), pgp.as.format(`SELECT notes, to_char(requested_delivery, 'YYYY-MM-DD') AS delivery FROM orders WHERE id = $1`, [u.orderId])],
   decide(p, u, [rows, current]) {
@@ -246,10 +305,12 @@ const updateOrderNotes: Plan<'order.update_notes'> = {
       writes: [pgp.as.format('UPDATE orders SET notes = $2, requested_delivery = $3::date WHERE id = $1', [o.id, notes, delivery])],
     };
   },
-};
+});
 
 /** client.update_contact: a salesman corrects his own client's phone, e-mail or address. */
-const updateClientContact: Plan<'client.update_contact'> = {
+export const updateClientContact = defineMutation({
+  payload: payloads['client.update_contact'],
+  rejections: pick('client_not_found', 'client_not_yours'),
   roles: writers,
   reads: (_p, c) => [pgp.as.format('SELECT id, salesman_id, phone, email, address FROM clients WHERE id = $1 FOR UPDATE', [c.clientId])],
   decide(p, c, [rows]) {
@@ -262,13 +323,5 @@ const updateClientContact: Plan<'client.update_contact'> = {
       writes: [pgp.as.format('UPDATE clients SET phone = $<phone>, email = $<email>, address = $<address> WHERE id = $<id>', { id: c.clientId, ...next })],
     };
   },
-};
+});
 
-export const plans: { [T in MutationType]: Plan<T> } = {
-  'order.create': createOrder,
-  'order.cancel': cancelOrder,
-  'order.update_notes': updateOrderNotes,
-  'client.update_contact': updateClientContact,
-};
-
-export { payloads };

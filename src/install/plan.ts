@@ -1,0 +1,332 @@
+import { createHash } from 'node:crypto';
+import type { IBaseProtocol } from 'pg-promise';
+import { pgp } from '../db/pg.js';
+import { bucketsExpr, keyText, s, type Collection, type Membership, type Model } from '../model/model.js';
+
+/**
+ * What `npm run sync:install` runs, computed from the compiled config and what the
+ * database holds now. On the ERP's tables fieldsync adds triggers only; everything else
+ * is in its own schema:
+ *
+ *   k_<c>(r)   SQL function (BEGIN ATOMIC): the row's key as text
+ *   b_<c>(r)   SQL function (BEGIN ATOMIC): the buckets the row is in
+ *   v_<c>(r)   SQL function (BEGIN ATOMIC): the synced values, to skip no-op updates
+ *   pk_<c>_<child>(r)  the parent's key from a child row
+ *   ti_/tu_/td_<c>()   the capture trigger functions (statement level, transition tables)
+ *   tc_<c>_<child>()   re-stamps the parents of changed child rows
+ *   tt_<c>_<child>()   re-stamps every parent when the child table is truncated
+ *
+ * The key and bucket functions are SQL-standard bodies, so PostgreSQL records which ERP
+ * columns they read: dropping such a column fails with a message naming the fieldsync
+ * function (instead of the ERP's writes failing later), a rename is followed, and the
+ * functions are inlined into the triggers. The trigger functions only call them.
+ *
+ * Every object carries the hash of its definition in its comment; install creates what is
+ * missing, replaces what changed and drops what is no longer configured, nothing else.
+ */
+
+export interface PlanStep {
+  /** a comment for the DBA reading the dry run */
+  why: string;
+  sql: string;
+}
+
+export interface InstallPlan {
+  steps: PlanStep[];
+  /** bucket definitions whose devices start over (changed or removed) */
+  resetBuckets: string[];
+  /** the hash of everything installed: a server starts only when the database has this one */
+  hash: string;
+  /** suggestions for the DBA, never applied (an index that would speed a child lookup) */
+  advice: string[];
+}
+
+type Q = IBaseProtocol<unknown>;
+
+interface Desired {
+  kind: 'function' | 'trigger';
+  /** comparable identity: fn:<schema>.<name> or tg:<schema>.<table>.<name> (unquoted) */
+  id: string;
+  /** quoted name (functions: schema-qualified) */
+  name: string;
+  /** for triggers: the quoted table */
+  table?: string;
+  create: string;
+  hash: string;
+}
+
+interface Existing {
+  id: string;
+  /** the statement that drops it */
+  drop: string;
+  hash: string | null;
+}
+
+const TAG = 'fieldsync:';
+
+/** An identifier of at most 63 bytes: long names get a hash suffix. */
+function ident(...parts: string[]): string {
+  const name = parts.join('_');
+  return name.length <= 63 ? name : `${name.slice(0, 50)}_${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
+}
+
+const hashOf = (text: string) => createHash('sha256').update(text).digest('base64url').slice(0, 16);
+
+/** The BEGIN ATOMIC functions and capture triggers of one collection. */
+function collectionObjects(m: Model, c: Collection): Desired[] {
+  const fs = (name: string) => s(m, name);
+  const fid = (quoted: string) => `fn:${m.schema}.${quoted.slice(quoted.lastIndexOf('.') + 1).replaceAll('"', '')}`;
+  const coll = pgp.as.text(c.name);
+  const k = fs(ident('k', c.name));
+  const b = fs(ident('b', c.name));
+  const out: Desired[] = [];
+  const fn = (name: string, create: string) => out.push({ kind: 'function', id: fid(name), name, create, hash: hashOf(create) });
+  const trigger = (name: string, table: string, create: string) => {
+    const where = table === c.table ? c : c.children.find((ch) => ch.table === table)!;
+    out.push({ kind: 'trigger', id: `tg:${where.tableSchema}.${where.tableName}.${name}`, name: pgp.as.name(name), table, create, hash: hashOf(create) });
+  };
+
+  fn(k, `CREATE OR REPLACE FUNCTION ${k}(r ${c.table}) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE\n  BEGIN ATOMIC SELECT ${keyText(c)}; END`);
+  fn(b, `CREATE OR REPLACE FUNCTION ${b}(r ${c.table}) RETURNS text[] LANGUAGE sql STABLE PARALLEL SAFE\n  BEGIN ATOMIC SELECT ${bucketsExpr(c)}; END`);
+  // what the devices receive of the row (its synced source values): an update that leaves
+  // it unchanged (a column fieldsync does not sync, an identical rewrite) is not re-sent
+  const v = fs(ident('v', c.name));
+  fn(v, `CREATE OR REPLACE FUNCTION ${v}(r ${c.table}) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE\n  BEGIN ATOMIC SELECT ROW(${c.sources.join(', ')})::text; END`);
+
+  const items = fs('items');
+  const upsert = `ON CONFLICT (coll, row_key, bucket) DO UPDATE SET tx = excluded.tx, deleted = excluded.deleted, deleted_at = excluded.deleted_at
+      WHERE items.tx IS DISTINCT FROM excluded.tx OR items.deleted IS DISTINCT FROM excluded.deleted`;
+  const ti = fs(ident('ti', c.name));
+  fn(ti, `CREATE OR REPLACE FUNCTION ${ti}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO ${items} AS items (coll, row_key, bucket, tx, deleted, deleted_at)
+    SELECT DISTINCT ${coll}, ${k}(n), bk, pg_current_xact_id(), false, NULL::timestamptz
+      FROM new_rows n, unnest(${b}(n)) bk
+    ${upsert};
+  RETURN NULL;
+END $fn$`);
+  // A row whose synced values are unchanged is not re-sent (an ERP job rewriting identical rows);
+  // a (row, bucket) pair only before is a delete for that bucket, only after a new row.
+  const tu = fs(ident('tu', c.name));
+  fn(tu, `CREATE OR REPLACE FUNCTION ${tu}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO ${items} AS items (coll, row_key, bucket, tx, deleted, deleted_at)
+    SELECT ${coll}, coalesce(n.k, o.k), coalesce(n.bk, o.bk), pg_current_xact_id(), n.k IS NULL, CASE WHEN n.k IS NULL THEN now() END
+      FROM (SELECT DISTINCT ${k}(x) AS k, bk, ${v}(x) AS t FROM old_rows x, unnest(${b}(x)) bk) o
+      FULL JOIN (SELECT DISTINCT ${k}(x) AS k, bk, ${v}(x) AS t FROM new_rows x, unnest(${b}(x)) bk) n ON n.k = o.k AND n.bk = o.bk
+     WHERE o.k IS NULL OR n.k IS NULL OR o.t IS DISTINCT FROM n.t
+    ${upsert};
+  RETURN NULL;
+END $fn$`);
+  // a deleted row of the media collection takes its image along (files after the grace period)
+  const images = c.media
+    ? `
+  WITH gone AS (DELETE FROM ${fs('images')} im USING old_rows o WHERE im.coll = ${coll} AND im.row_key = ${k}(o) RETURNING im.key, im.coll, im.row_key)
+  INSERT INTO ${fs('media_garbage')} (prefix, coll, row_key) SELECT key, coll, row_key FROM gone
+    ON CONFLICT (prefix) DO UPDATE SET replaced_at = now();`
+    : '';
+  const td = fs(ident('td', c.name));
+  fn(td, `CREATE OR REPLACE FUNCTION ${td}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO ${items} AS items (coll, row_key, bucket, tx, deleted, deleted_at)
+    SELECT DISTINCT ${coll}, ${k}(o), bk, pg_current_xact_id(), true, now()
+      FROM old_rows o, unnest(${b}(o)) bk
+    ${upsert};${images}
+  RETURN NULL;
+END $fn$`);
+
+  const on = (event: string, ref: string, fnName: string, table = c.table, trig = ident('fieldsync', c.name, event.toLowerCase())) =>
+    trigger(trig, table, `CREATE TRIGGER ${pgp.as.name(trig)} AFTER ${event} ON ${table}${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${fnName}(${fnName === fs('truncated') ? coll : ''})`);
+  on('INSERT', ' REFERENCING NEW TABLE AS new_rows', ti);
+  on('UPDATE', ' REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows', tu);
+  on('DELETE', ' REFERENCING OLD TABLE AS old_rows', td);
+  on('TRUNCATE', '', fs('truncated'));
+
+  for (const child of c.children) {
+    const fks = c.key.map((kc) => Object.keys(child.parent).find((fk) => child.parent[fk] === kc.column)!);
+    const pk = fs(ident('pk', c.name, child.name));
+    fn(pk, `CREATE OR REPLACE FUNCTION ${pk}(r ${child.table}) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE\n  BEGIN ATOMIC SELECT ${keyText(c, 'r', fks)}; END`);
+    const touch = (rows: string) =>
+      `UPDATE ${items} i SET tx = pg_current_xact_id()
+       WHERE i.coll = ${coll} AND NOT i.deleted AND i.tx <> pg_current_xact_id()
+         AND i.row_key IN (SELECT ${pk}(x) FROM ${rows} x)`;
+    // lines travel inside their parent: a changed line re-sends the parent (once per transaction)
+    const tc = fs(ident('tc', c.name, child.name));
+    fn(tc, `CREATE OR REPLACE FUNCTION ${tc}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    ${touch('new_rows')};
+  END IF;
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    ${touch('old_rows')};
+  END IF;
+  RETURN NULL;
+END $fn$`);
+    const name = (event: string) => ident('fieldsync', c.name, child.name, event.toLowerCase());
+    on('INSERT', ' REFERENCING NEW TABLE AS new_rows', tc, child.table, name('INSERT'));
+    on('UPDATE', ' REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows', tc, child.table, name('UPDATE'));
+    on('DELETE', ' REFERENCING OLD TABLE AS old_rows', tc, child.table, name('DELETE'));
+    // an emptied child table re-sends every parent (with no nested rows), no reset needed
+    const tt = fs(ident('tt', c.name, child.name));
+    fn(tt, `CREATE OR REPLACE FUNCTION ${tt}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  UPDATE ${items} SET tx = pg_current_xact_id() WHERE coll = ${coll} AND NOT deleted AND tx <> pg_current_xact_id();
+  RETURN NULL;
+END $fn$`);
+    on('TRUNCATE', '', tt, child.table, name('TRUNCATE'));
+  }
+  return out;
+}
+
+/** Every fieldsync trigger on any table, and every function in fieldsync's schema, with their hashes. */
+async function installedObjects(db: Q, schema: string): Promise<Existing[]> {
+  const triggers = await db.any<{ schema: string; table: string; name: string; hash: string | null }>(
+    `SELECT n.nspname AS schema, c.relname AS table, t.tgname AS name, obj_description(t.oid, 'pg_trigger') AS hash
+       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE NOT t.tgisinternal AND t.tgname LIKE 'fieldsync\\_%'`,
+  );
+  const functions = await db.any<{ name: string; args: string; hash: string | null }>(
+    `SELECT p.proname AS name, pg_get_function_identity_arguments(p.oid) AS args, obj_description(p.oid, 'pg_proc') AS hash
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname ~ '^(k|b|v|pk|ti|tu|td|tc|tt)_'`,
+    [schema],
+  );
+  return [
+    ...triggers.map((t) => ({
+      id: `tg:${t.schema}.${t.table}.${t.name}`,
+      drop: `DROP TRIGGER ${pgp.as.name(t.name)} ON ${pgp.as.name(t.schema)}.${pgp.as.name(t.table)}`,
+      hash: t.hash,
+    })),
+    ...functions.map((f) => ({
+      id: `fn:${schema}.${f.name}`,
+      drop: `DROP FUNCTION ${pgp.as.name(schema)}.${pgp.as.name(f.name)}(${f.args}) CASCADE`,
+      hash: f.hash,
+    })),
+  ];
+}
+
+/** The (row, bucket) pairs of one bucket definition, as SQL over r. */
+function membershipArray(c: Collection, defName: string): string {
+  const only: Collection = { ...c, memberships: c.memberships.filter((mm: Membership) => mm.bucket.name === defName) };
+  return bucketsExpr(only);
+}
+
+/**
+ * The install plan: fieldsync's own schema objects are applied by migrations before it
+ * (see src/install/apply.ts); this diffs the capture objects and the bucket definitions.
+ */
+export async function planInstall(db: Q, m: Model): Promise<InstallPlan> {
+  const desired = [...m.collections.values()].flatMap((c) => collectionObjects(m, c));
+  const have = new Map((await installedObjects(db, m.schema)).map((e) => [e.id, e]));
+  const wanted = new Map(desired.map((d) => [d.id, d]));
+  const steps: PlanStep[] = [];
+  // what is no longer configured goes first (triggers before their functions)
+  for (const e of [...have.values()].sort((a, b) => (a.id < b.id ? 1 : -1))) {
+    if (!wanted.has(e.id)) steps.push({ why: `no longer configured: ${e.id.slice(3)}`, sql: e.drop });
+  }
+  for (const d of [...desired.filter((x) => x.kind === 'function'), ...desired.filter((x) => x.kind === 'trigger')]) {
+    const existing = have.get(d.id);
+    if (existing?.hash === `${TAG}${d.hash}`) continue;
+    const what = `${d.kind} ${d.id.slice(3)}`;
+    if (existing && d.kind === 'trigger') steps.push({ why: `changed ${what}`, sql: existing.drop });
+    steps.push({ why: existing ? (d.kind === 'function' ? `changed ${what}` : '') : `new ${what}`, sql: d.create });
+    const target = d.kind === 'function' ? `FUNCTION ${d.name}` : `TRIGGER ${d.name} ON ${d.table}`;
+    steps.push({ why: '', sql: `COMMENT ON ${target} IS ${pgp.as.text(`${TAG}${d.hash}`)}` });
+  }
+
+  // bucket definitions: new ones are filled from the tables, changed ones rebuilt, and
+  // their devices start those buckets over (reset_tx); removed ones are emptied
+  const installed = (await db.one<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [s(m, 'bucket_defs')])).t !== null;
+  const defs = new Map(
+    installed ? (await db.any<{ name: string; hash: string }>(`SELECT name, hash FROM ${s(m, 'bucket_defs')}`)).map((r) => [r.name, r.hash]) : [],
+  );
+  const resetBuckets: string[] = [];
+  const items = s(m, 'items');
+  const byDef = (name: string) => pgp.as.format(`(bucket = $1 OR bucket LIKE $2)`, [name, `${name}:%`]);
+  for (const def of m.buckets.values()) {
+    const before = defs.get(def.name);
+    if (before === def.hash) continue;
+    if (before !== undefined) {
+      resetBuckets.push(def.name);
+      steps.push({ why: `bucket definition ${def.name} changed: rebuilt, devices download its buckets again`, sql: `DELETE FROM ${items} WHERE ${byDef(def.name)}` });
+    }
+    for (const c of def.collections) {
+      steps.push({
+        why: before === undefined ? `bucket definition ${def.name}: the rows ${c.name} already has` : '',
+        sql: `INSERT INTO ${items} (coll, row_key, bucket, tx)
+  SELECT DISTINCT ${pgp.as.text(c.name)}, ${keyText(c)}, bk, pg_current_xact_id() FROM ${c.table} r, unnest(${membershipArray(c, def.name)}) bk
+  ON CONFLICT (coll, row_key, bucket) DO UPDATE SET tx = excluded.tx, deleted = false, deleted_at = NULL`,
+      });
+    }
+    steps.push({
+      why: '',
+      sql: pgp.as.format(
+        `INSERT INTO ${s(m, 'bucket_defs')} (name, hash, reset_tx) VALUES ($1, $2, pg_current_xact_id())
+  ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, reset_tx = excluded.reset_tx, changed_at = now()`,
+        [def.name, def.hash],
+      ),
+    });
+  }
+  for (const name of defs.keys()) {
+    if (m.buckets.has(name)) continue;
+    resetBuckets.push(name);
+    steps.push({ why: `bucket definition ${name} removed`, sql: `DELETE FROM ${items} WHERE ${byDef(name)}` });
+    steps.push({ why: '', sql: pgp.as.format(`DELETE FROM ${s(m, 'bucket_defs')} WHERE name = $1`, [name]) });
+  }
+
+  const hash = hashOf(JSON.stringify([desired.map((d) => [d.name, d.table ?? '', d.hash]), [...m.buckets.values()].map((d) => [d.name, d.hash])]));
+  if (steps.length > 0) {
+    steps.push({
+      why: 'record what is installed',
+      sql: pgp.as.format(
+        `INSERT INTO ${s(m, 'installed')} (plan_hash, collections) VALUES ($1, $2)
+  ON CONFLICT (singleton) DO UPDATE SET plan_hash = excluded.plan_hash, collections = excluded.collections, installed_at = now()`,
+        [hash, JSON.stringify([...m.collections.keys()])],
+      ),
+    });
+  }
+  return { steps, resetBuckets, hash, advice: await indexAdvice(db, m) };
+}
+
+/**
+ * Child rows are read by their parent key: without an index whose leading columns are
+ * those, every pull of a parent scans the child table. fieldsync never adds one to an
+ * ERP table; it tells the DBA.
+ */
+async function indexAdvice(db: Q, m: Model): Promise<string[]> {
+  const advice: string[] = [];
+  for (const c of m.collections.values()) {
+    for (const child of c.children) {
+      const fks = c.key.map((kc) => Object.keys(child.parent).find((fk) => child.parent[fk] === kc.column)!);
+      const covered = await db.oneOrNone(
+        `SELECT 1 FROM pg_index i
+           JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+          WHERE n.nspname = $1 AND t.relname = $2
+            AND (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                   JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum WHERE k.ord <= $3) = $4::text[]`,
+        [child.tableSchema, child.tableName, fks.length, fks],
+      );
+      if (!covered) {
+        advice.push(
+          `-- ${c.name}.${child.name}: reading the nested rows of a ${c.name} row scans ${child.table}; an index would help:\n` +
+            `--   CREATE INDEX CONCURRENTLY ON ${child.table} (${fks.map((f) => pgp.as.name(f)).join(', ')});`,
+        );
+      }
+    }
+  }
+  return advice;
+}
+
+/** Everything `sync:uninstall` runs: every fieldsync trigger on any table, then fieldsync's schema. */
+export async function planUninstall(db: Q, schema: string): Promise<PlanStep[]> {
+  const triggers = (await installedObjects(db, schema)).filter((e) => e.id.startsWith('tg:'));
+  return [
+    ...triggers.map((t) => ({ why: `trigger ${t.id.slice(3)}`, sql: t.drop })),
+    { why: `fieldsync's schema and everything in it`, sql: `DROP SCHEMA IF EXISTS ${pgp.as.name(schema)} CASCADE` },
+  ];
+}
+
+/** The plan as a script a DBA can read and run (the dry run). */
+export function planText(steps: PlanStep[], advice: string[] = []): string {
+  const body = steps.map((st) => `${st.why ? `-- ${st.why}\n` : ''}${st.sql};`).join('\n');
+  return `BEGIN;\n${body}\nCOMMIT;\n${advice.length ? `\n-- Not applied, for the DBA:\n${advice.join('\n')}\n` : ''}`;
+}
