@@ -3,7 +3,7 @@
  * Every figure is printed beside a reference measured in the same run: a bare Koa route
  * for request rates, a plain keyset read of the products for the bootstrap.
  *
- * Uses DATABASE_URL when set (an empty database is migrated and seeded at --scale),
+ * Uses DATABASE_URL when set (the demo ERP schema is created, fieldsync installed and seeded at --scale),
  * else the embedded PGlite in a temporary folder.
  */
 import { mkdtemp, rm } from 'node:fs/promises';

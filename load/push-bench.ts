@@ -38,7 +38,7 @@ export async function benchPush(
     if (sent.length < 5000) sent.push(text);
     return text;
   };
-  const before = await server.db.one<{ a: number; r: number }>(`SELECT count(*) FILTER (WHERE status = 'applied') AS a, count(*) FILTER (WHERE status = 'rejected') AS r FROM sync_mutations`);
+  const before = await server.db.one<{ a: number; r: number }>(`SELECT count(*) FILTER (WHERE status = 'applied') AS a, count(*) FILTER (WHERE status = 'rejected') AS r FROM fieldsync.mutations`);
   let duplicates = 0;
   const result = await autocannon({
     url: `${server.url}/v1/sync/push`,
@@ -48,7 +48,7 @@ export async function benchPush(
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'accept-encoding': 'gzip' },
     requests: [{ setupRequest: (req) => ({ ...req, body: body() }) }],
   });
-  const after = await server.db.one<{ a: number; r: number }>(`SELECT count(*) FILTER (WHERE status = 'applied') AS a, count(*) FILTER (WHERE status = 'rejected') AS r FROM sync_mutations`);
+  const after = await server.db.one<{ a: number; r: number }>(`SELECT count(*) FILTER (WHERE status = 'applied') AS a, count(*) FILTER (WHERE status = 'rejected') AS r FROM fieldsync.mutations`);
   const total = result.requests.total * batch;
   duplicates = total - (after.a - before.a) - (after.r - before.r);
   return {

@@ -48,8 +48,13 @@ async function pool<T>(n: number, limit: number, run: (i: number) => Promise<T>)
 
 try {
   const salesmen = await server.db.map('SELECT id FROM salesmen ORDER BY id LIMIT $1', [Number(values.devices)], (r: { id: number }) => r.id);
-  const users = await server.db.any<{ id: number; salesman_id: number }>('SELECT id, salesman_id FROM users WHERE role = $1 ORDER BY salesman_id', ['salesman']);
-  const tokens = await Promise.all(users.filter((u) => salesmen.includes(u.salesman_id)).map(async (u) => (await server.tokens.issue({ userId: u.id, role: 'salesman', salesmanId: u.salesman_id })).token));
+  const users = await server.db.any<{ id: number; salesman_id: number }>(
+    `SELECT id, (claims->>'salesmanId')::int AS salesman_id FROM $1:name.users WHERE role = 'salesman' ORDER BY 2`,
+    [server.model.schema],
+  );
+  const tokens = await Promise.all(
+    users.filter((u) => salesmen.includes(u.salesman_id)).map(async (u) => (await server.tokens.issue({ userId: String(u.id), role: 'salesman', claims: { salesmanId: u.salesman_id } })).token),
+  );
   // warm the snapshot once (as the server does at start)
   await postGzip(`${server.url}/v1/sync/pull`, { limit: 1 }, { authorization: `Bearer ${tokens[0]}` });
 

@@ -36,7 +36,7 @@ export const options = {
   EMBEDDED_PG_PORT: { schema: int(0, 65535), default: '0', doc: 'Embedded mode: TCP port of the PGlite socket on 127.0.0.1 (0 picks a free one).' },
 
   SYNC_CONFIG: { schema: z.string().min(1), doc: 'The sync config file (a .ts or .js module that default-exports defineConfig({...})): what is synced out of your database. Unset: the demo ERP\'s config (src/demo/config.ts).' },
-  SYNC_INSTALL: { schema: z.enum(['auto', 'check']), doc: 'At start, `check`: refuse to start unless `npm run sync:install` has installed this config; `auto`: install it (migrations and triggers) first. Default: auto in embedded mode, check with DATABASE_URL.' },
+  SYNC_INSTALL: { schema: z.enum(['auto', 'check']), doc: 'At start, `check`: refuse to start unless `npm run sync:install` has installed this config; `auto`: install it (migrations and triggers) first. Default: auto in embedded mode and when seeding the demo (SEED_DEMO), check otherwise.' },
   CONFIG_CHECK_INTERVAL_MS: { schema: int(1000, 24 * 3600_000), default: '30000', doc: 'How often a running server checks that the database still matches the sync config (an ERP deploy recreating a synced table); while it does not, pulls answer 503 config-drift.' },
   SEED_DEMO: { schema: bool, doc: 'Seed demo data into an empty database at start. Default: on in embedded mode, off with DATABASE_URL.' },
   DEMO_SCALE: { schema: z.coerce.number().positive().max(100), default: '1', doc: '1 = today (2,218 products), 10 = growth target (20,000 products).' },

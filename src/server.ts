@@ -139,7 +139,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     }
     const checked = await loadConfigFile(config.syncConfig);
     const model = await loadModel(db, checked);
-    if ((config.syncInstall ?? (embedded ? 'auto' : 'check')) === 'auto') {
+    if ((config.syncInstall ?? (embedded || demo ? 'auto' : 'check')) === 'auto') {
       const report = await install(db, model);
       if (report.steps > 0 || report.migrations.length > 0) log.info(report, 'sync config installed');
     } else {
@@ -239,7 +239,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       tokens,
       metrics,
       early: [fastPull(pulls, tokens, { ...config.sync, bodyLimitBytes: config.http.bodyLimitBytes })],
-      routes: [...systemRoutes(db, metrics, storage), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push),
+      routes: [...systemRoutes(db, metrics, storage, drift.state), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push),
         ...mediaRoutes({ model, media, storage, heads, maxBytes: config.media.maxBytes })],
       bodyLimitBytes: config.http.bodyLimitBytes,
       trustProxy: config.http.trustProxy,
@@ -283,13 +283,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const serverUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
     log.info({ url: serverUrl, embedded }, 'fieldsync listening');
-    // warm the shared snapshots every device of a default app bootstraps from (in the background)
-    if (snapshots) {
-      for (const [role, appName] of model.defaultApp) {
-        for (const b of model.roles.get(role)!.buckets) {
-          if (b.bucket.snapshot && !b.bucket.keyed) void snapshots.offer(b.bucket.name, model.apps.get(appName)!).catch(() => undefined);
-        }
-      }
+    // warm the shared snapshots the first role's devices (the config lists its busiest role
+    // first: the demo's salesmen) bootstrap from, in the background
+    const [firstRole] = model.roles.values();
+    const warmApp = firstRole && model.apps.get(model.defaultApp.get(firstRole.name)!);
+    if (snapshots && firstRole && warmApp) {
+      for (const b of firstRole.buckets) if (b.bucket.snapshot && !b.bucket.keyed) void snapshots.offer(b.bucket.name, warmApp).catch(() => undefined);
     }
 
     return { url: serverUrl, db, doorbell, heads, metrics, io, media, snapshots, tokens, model, drift, embedded, stop: () => life.stop() };

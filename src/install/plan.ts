@@ -45,6 +45,8 @@ type Q = IBaseProtocol<unknown>;
 
 interface Desired {
   kind: 'function' | 'trigger';
+  /** the collection it captures */
+  collection: string;
   /** comparable identity: fn:<schema>.<name> or tg:<schema>.<table>.<name> (unquoted) */
   id: string;
   /** quoted name (functions: schema-qualified) */
@@ -80,10 +82,10 @@ function collectionObjects(m: Model, c: Collection): Desired[] {
   const k = fs(ident('k', c.name));
   const b = fs(ident('b', c.name));
   const out: Desired[] = [];
-  const fn = (name: string, create: string) => out.push({ kind: 'function', id: fid(name), name, create, hash: hashOf(create) });
+  const fn = (name: string, create: string) => out.push({ kind: 'function', collection: c.name, id: fid(name), name, create, hash: hashOf(create) });
   const trigger = (name: string, table: string, create: string) => {
     const where = table === c.table ? c : c.children.find((ch) => ch.table === table)!;
-    out.push({ kind: 'trigger', id: `tg:${where.tableSchema}.${where.tableName}.${name}`, name: pgp.as.name(name), table, create, hash: hashOf(create) });
+    out.push({ kind: 'trigger', collection: c.name, id: `tg:${where.tableSchema}.${where.tableName}.${name}`, name: pgp.as.name(name), table, create, hash: hashOf(create) });
   };
 
   fn(k, `CREATE OR REPLACE FUNCTION ${k}(r ${c.table}) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE\n  BEGIN ATOMIC SELECT ${keyText(c)}; END`);
@@ -242,12 +244,20 @@ export async function planInstall(db: Q, m: Model): Promise<InstallPlan> {
   const resetBuckets: string[] = [];
   const items = s(m, 'items');
   const byDef = (name: string) => pgp.as.format(`(bucket = $1 OR bucket LIKE $2)`, [name, `${name}:%`]);
+  // A collection whose capture triggers are missing although its buckets are installed
+  // lost writes meanwhile (the ERP recreated its table, or someone dropped a trigger): its
+  // items cannot be trusted, so its bucket definitions are rebuilt like changed ones.
+  const uncaptured = new Set(desired.filter((d) => d.kind === 'trigger' && !have.has(d.id)).map((d) => d.collection));
   for (const def of m.buckets.values()) {
     const before = defs.get(def.name);
-    if (before === def.hash) continue;
+    const lost = before === def.hash ? def.collections.find((c) => uncaptured.has(c.name)) : undefined;
+    if (before === def.hash && !lost) continue;
     if (before !== undefined) {
       resetBuckets.push(def.name);
-      steps.push({ why: `bucket definition ${def.name} changed: rebuilt, devices download its buckets again`, sql: `DELETE FROM ${items} WHERE ${byDef(def.name)}` });
+      const why = lost
+        ? `the capture of ${lost.name} was missing (its table recreated, or a trigger dropped): bucket definition ${def.name} rebuilt, devices download its buckets again`
+        : `bucket definition ${def.name} changed: rebuilt, devices download its buckets again`;
+      steps.push({ why, sql: `DELETE FROM ${items} WHERE ${byDef(def.name)}` });
     }
     for (const c of def.collections) {
       steps.push({

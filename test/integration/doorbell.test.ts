@@ -1,9 +1,14 @@
 import test from 'ava';
 import pgPromise from 'pg-promise';
 import { pino } from 'pino';
-import { Doorbell, type Ring } from '../../src/db/doorbell.js';
+import { Doorbell } from '../../src/db/doorbell.js';
+import { Heads } from '../../src/sync/heads.js';
 import { createTestDatabase, erpPool, type TestDatabase } from '../helpers/db.js';
 
+/**
+ * The doorbell polls the watermark (nothing rides on the ERP's commits), and the heads
+ * it drives see a raw SQL write by the ERP in the buckets and collection it touched.
+ */
 let tdb: TestDatabase;
 let erp: pgPromise.IDatabase<unknown>;
 const log = pino({ level: 'silent' });
@@ -18,58 +23,28 @@ test.after.always(async () => {
   await tdb?.drop();
 });
 
-function next<T>(bell: Doorbell, event: 'change' | 'watermark' | 'listening', match: (v: T) => boolean = () => true, ms = 5000): Promise<T> {
+function next<T>(bell: Doorbell, match: (v: T) => boolean, ms = 10_000): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms`)), ms);
+    const timer = setTimeout(() => reject(new Error(`no watermark within ${ms} ms`)), ms);
     const on = (v: T) => {
       if (!match(v)) return;
       clearTimeout(timer);
-      bell.off(event, on as never);
+      bell.off('watermark', on as never);
       resolve(v);
     };
-    bell.on(event, on as never);
+    bell.on('watermark', on as never);
   });
 }
 
-test.serial('a raw SQL write by the ERP rings the doorbell with its buckets', async (t) => {
-  const bell = new Doorbell(tdb.db, { listen: true, pollMs: 60_000, log });
+test.serial('polling reports the watermark passing a commit', async (t) => {
+  const bell = new Doorbell(tdb.db, { pollMs: 10, log });
   await bell.start();
   try {
-    t.true(bell.isListening);
-    const heard = next<Ring>(bell, 'change');
-    await erp.none(`INSERT INTO pricelists (id, code, name, name_ar) VALUES (3, 'P3', 'Key accounts', 'كبار العملاء')`);
-    t.deepEqual(await heard, { collection: 'pricelists', buckets: ['catalog'] });
-  } finally {
-    await bell.stop();
-  }
-});
-
-test.serial('the LISTEN connection re-subscribes after being killed, and hears later changes', async (t) => {
-  const bell = new Doorbell(tdb.db, { listen: true, pollMs: 60_000, log });
-  await bell.start();
-  try {
-    const relistened = next(bell, 'listening');
-    await erp.one(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                   WHERE datname = current_database() AND query ILIKE 'LISTEN%'`);
-    await relistened;
-    const heard = next<Ring>(bell, 'change', (r) => r.collection === 'warehouses');
-    await erp.none(`UPDATE warehouses SET city = 'Riyadh' WHERE id = 1`);
-    t.deepEqual(await heard, { collection: 'warehouses', buckets: ['catalog'] });
-  } finally {
-    await bell.stop();
-  }
-});
-
-test.serial('without LISTEN, polling reports the watermark passing a commit', async (t) => {
-  const bell = new Doorbell(tdb.db, { listen: false, pollMs: 20, log });
-  await bell.start();
-  try {
-    t.false(bell.isListening);
     const x = await erp.tx(async (tx) => {
       await tx.none(`UPDATE warehouses SET city = 'Al Riyadh' WHERE id = 1`);
       return BigInt((await tx.one<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).x);
     });
-    const wm = await next<bigint>(bell, 'watermark', (w) => w > x);
+    const wm = await next<bigint>(bell, (w) => w > x);
     t.true(wm > x);
     t.is(bell.watermark, wm);
   } finally {
@@ -77,14 +52,39 @@ test.serial('without LISTEN, polling reports the watermark passing a commit', as
   }
 });
 
-test.serial('a malformed NOTIFY on the channel is ignored, not fatal', async (t) => {
-  const bell = new Doorbell(tdb.db, { listen: true, pollMs: 60_000, log });
+test.serial('a raw SQL write by the ERP reaches the heads with its buckets and collection', async (t) => {
+  const heads = new Heads(tdb.db, tdb.model!, log);
+  await heads.start();
+  const bell = new Doorbell(tdb.db, { pollMs: 10, log });
+  bell.on('watermark', () => void heads.refresh());
   await bell.start();
   try {
-    const heard = next<Ring>(bell, 'change');
-    await erp.any(`SELECT pg_notify('fieldsync', 'not json'), pg_notify('fieldsync', '{"c": 1}')`);
-    await erp.none(`UPDATE warehouses SET city = 'Riyadh City' WHERE id = 1`);
-    t.deepEqual(await heard, { collection: 'warehouses', buckets: ['catalog'] });
+    const advanced = new Promise<{ buckets: string[]; collections: string[] }>((resolve) =>
+      heads.on('advanced', (a) => a.buckets.includes('catalog') && resolve(a)),
+    );
+    await erp.none(`INSERT INTO pricelists (id, code, name, name_ar) VALUES (3, 'P3', 'Key accounts', 'كبار العملاء')`);
+    const a = await advanced;
+    t.deepEqual(a.collections, ['pricelists']);
+    t.true(heads.head('catalog') > 0n);
+    t.true(heads.collectionHead('pricelists') > 0n);
+    t.is(heads.collectionHead('stock'), 0n);
+  } finally {
+    await bell.stop();
+    await heads.stop();
+  }
+});
+
+test.serial('a failing poll is logged and the doorbell keeps polling', async (t) => {
+  const warnings: unknown[] = [];
+  const bell = new Doorbell(tdb.db, { pollMs: 10, log: { warn: (o: unknown) => warnings.push(o) } as never });
+  await bell.start();
+  try {
+    // cut every connection of the pool: the next poll fails, the one after reconnects
+    await erp.any(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'fieldsync-test'`);
+    const before = bell.watermark!;
+    await erp.none(`UPDATE warehouses SET city = 'Riyadh' WHERE id = 1`);
+    await next<bigint>(bell, (w) => w > before);
+    t.pass();
   } finally {
     await bell.stop();
   }

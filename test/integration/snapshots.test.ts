@@ -60,7 +60,11 @@ test('a bucket starting from zero comes from snapshot pages, identical bytes for
     const d = device(s, 'salesman1', t1);
     await d.catchUp(1000);
     t.true(d.snapshotPages >= catA.pages.length, 'bootstrapped from pages');
-    const want = await s.db.map('SELECT id::text, _tx::text AS v, name_ar FROM products ORDER BY id', [], (r: { id: string; v: string; name_ar: string }) => `${r.id}:${r.v}:${r.name_ar}`);
+    const want = await s.db.map(
+      `SELECT p.id::text, i.tx::text AS v, p.name_ar FROM products p JOIN fieldsync.items i ON i.coll = 'products' AND i.row_key = p.id::text AND i.bucket = 'catalog' ORDER BY p.id`,
+      [],
+      (r: { id: string; v: string; name_ar: string }) => `${r.id}:${r.v}:${r.name_ar}`,
+    );
     t.deepEqual([...d.table('products').values()].map((r) => `${r.row.id}:${r.v}:${r.row.name_ar}`).sort(), want.sort());
     t.true(d.table('categories').has('77'));
     const prices = await s.db.map(`SELECT id::text FROM prices WHERE pricelist_id IN (SELECT DISTINCT pricelist_id FROM clients WHERE salesman_id = 1 AND is_active)`, [], (r: { id: string }) => r.id);

@@ -1,4 +1,5 @@
 import type { Db } from '../../db/pg.js';
+import type { DriftState } from '../../install/drift.js';
 import { within } from '../../lib/within.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Storage } from '../../storage/s3.js';
@@ -6,7 +7,7 @@ import { errorCatalogue, type ErrorCode } from '../../errors.js';
 import { AppError } from '../../errors.js';
 import { route } from '../route.js';
 
-export function systemRoutes(db: Db, metrics: Metrics, storage: Storage) {
+export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: DriftState) {
   return [
     route({
       method: 'GET',
@@ -40,6 +41,8 @@ export function systemRoutes(db: Db, metrics: Metrics, storage: Storage) {
         } catch (err) {
           checks.s3 = (err as Error).message || 'unreachable';
         }
+        // the database no longer matching the sync config (an ERP deploy recreated a table)
+        checks.syncConfig = drift.ok ? 'ok' : drift.problems.join('; ');
         const ready = Object.values(checks).every((c) => c === 'ok');
         return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not-ready', checks }, headers: { 'Cache-Control': 'no-store' } };
       },
