@@ -267,6 +267,12 @@ export function checkShape(config: unknown): CheckedConfig {
     const role = c.token!.roleMap![target]!;
     if (!Object.hasOwn(c.roles, role)) problems.push(`token.roleMap.${target}: no role "${role}"`);
   }
+  // fieldsync's own tokens write a role under a name the map sends back to it
+  const roleMap = c.token?.roleMap ?? {};
+  for (const role of Object.keys(c.roles)) {
+    const redirected = Object.hasOwn(roleMap, role) && roleMap[role] !== role;
+    if (redirected && !Object.values(roleMap).includes(role)) problems.push(`token.roleMap: role "${role}" cannot be written in a token (its own name maps to "${roleMap[role]}" and no name maps to it)`);
+  }
   for (const claim of Object.keys(c.token?.claims ?? {})) {
     if (!Object.values(c.roles).some((r) => Object.hasOwn(r.claims ?? {}, claim))) problems.push(`token.claims.${claim}: no role has the claim "${claim}"`);
   }

@@ -7,10 +7,11 @@ import { createLogger } from '../../src/observability/logger.js';
 import { startServer } from '../../src/server.js';
 
 /**
- * `npm start` with nothing configured: PGlite under DATA_DIR boots from nothing,
- * migrates, seeds demo data, answers a login; a restart keeps data, key and tokens.
+ * `npm start` with nothing configured: PGlite under DATA_DIR boots from nothing, creates
+ * the demo ERP schema, installs fieldsync, seeds demo data, answers a login; a restart
+ * keeps data, key and tokens.
  */
-test('the embedded mode boots from nothing, migrates, seeds, answers a login, and restarts', async (t) => {
+test('the embedded mode boots from nothing, installs, seeds, answers a login, and restarts', async (t) => {
   t.timeout(180_000);
   const dataDir = await mkdtemp(join(tmpdir(), 'fieldsync-embedded-'));
   const env = { DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_SCALE: '0.05' };
@@ -20,26 +21,40 @@ test('the embedded mode boots from nothing, migrates, seeds, answers a login, an
     let token: string;
     try {
       t.true(first.embedded);
-      t.false(first.doorbell.isListening, 'NOTIFY does not cross PGlite connections: polling only');
+      t.is(first.model.schema, 'fieldsync');
       const res = await fetch(`${first.url}/v1/auth/login`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ email: 'salesman1@demo.test', password: 'demo1234' }),
       });
       t.is(res.status, 200);
-      const body = (await res.json()) as { token: string; user: { role: string; salesmanId: number } };
+      const body = (await res.json()) as { token: string; user: { role: string; claims: { salesmanId?: number } } };
       t.is(body.user.role, 'salesman');
-      t.true(body.user.salesmanId > 0);
+      t.deepEqual(Object.keys(body.user.claims), ['salesmanId']);
+      t.true(Number.isSafeInteger(body.user.claims.salesmanId) && body.user.claims.salesmanId! > 0);
       token = body.token;
-      const { n } = await first.db.one<{ n: number }>('SELECT count(*) AS n FROM products');
+      const { n } = await first.db.one<{ n: number }>('SELECT count(*)::int AS n FROM public.products');
       t.true(n > 0, 'demo products seeded');
       const ready = await fetch(`${first.url}/ready`);
       t.is(ready.status, 200, 'PostgreSQL and the embedded S3 answer');
-      const img = await first.db.one<{ n: number; key: string }>(`SELECT count(*) AS n, min(image_key) AS key FROM products WHERE image_key IS NOT NULL`);
+      // images are fieldsync's (its images table), not columns of the ERP's products
+      const img = await first.db.one<{ n: number; key: string }>(`SELECT count(*)::int AS n, min(key) AS key FROM fieldsync.images WHERE coll = 'products'`);
       t.true(img.n > 0, 'demo images attached');
+      t.regex(img.key, /^products\/\d+\//, 'storage keys as before: products/<id>/...');
       const thumb = await fetch(`${first.url}/v1/media/${img.key}/thumb.webp`);
       t.is(thumb.status, 200);
       t.is(thumb.headers.get('content-type'), 'image/webp');
+
+      // No LISTEN/NOTIFY (nor any across PGlite's connections): an ERP write is captured by
+      // the triggers and seen by the polling doorbell.
+      const { x } = await first.db.tx('test:erp-write', async (tx) => {
+        await tx.none(`UPDATE public.products SET name = name || ' (new)' WHERE id = (SELECT min(id) FROM public.products)`);
+        return tx.one<{ x: string }>('SELECT pg_current_xact_id()::text AS x');
+      });
+      const deadline = Date.now() + 10_000;
+      while (first.heads.collectionHead('products') < BigInt(x) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      t.true(first.heads.collectionHead('products') >= BigInt(x), 'the write reached the heads without a LISTEN');
+      t.true(first.heads.watermark > BigInt(x));
     } finally {
       await first.stop();
     }
@@ -49,8 +64,9 @@ test('the embedded mode boots from nothing, migrates, seeds, answers a login, an
     try {
       const me = await fetch(`${second.url}/v1/auth/me`, { headers: { authorization: `Bearer ${token}` } });
       t.is(me.status, 200, 'a token from before the restart is still valid');
-      const { n } = await second.db.one<{ n: number }>(`SELECT count(*) AS n FROM users WHERE email = 'admin@demo.test'`);
+      const { n } = await second.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM fieldsync.users WHERE email = 'admin@demo.test'`);
       t.is(n, 1, 'not seeded twice');
+      t.like(await me.json(), { user: { role: 'salesman' } });
     } finally {
       await second.stop();
     }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import test from 'ava';
+import { createOrder } from '../../src/demo/mutations.js';
 import type { MutationResult } from '../../src/protocol/mutations.js';
 import { erpPool } from '../helpers/db.js';
 import { Device } from '../helpers/device.js';
@@ -9,6 +10,8 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 let s: TestServer;
 let erp: ReturnType<typeof erpPool>;
 const tokens: Record<string, string> = {};
+/** the fieldsync user id (text, as the ledger, audit and orders.created_by hold it) of each login */
+const userIds: Record<string, string> = {};
 
 test.before(async () => {
   s = await startTestServer();
@@ -16,7 +19,9 @@ test.before(async () => {
   erp = erpPool(s.tdb.url, 4);
   for (const who of ['admin', 'salesman1', 'salesman2', 'client', 'warehouse']) {
     const res = await s.post('/v1/auth/login', { email: `${who}@fixture.test`, password: FIXTURE_PASSWORD });
-    tokens[who] = ((await res.json()) as { token: string }).token;
+    const body = (await res.json()) as { token: string; user: { id: number } };
+    tokens[who] = body.token;
+    userIds[who] = String(body.user.id);
   }
 });
 test.after.always(async () => {
@@ -70,8 +75,8 @@ test.serial('order.create applies with server prices from the client’s priceli
   t.is(await orders(), before + 1);
   t.like(await stockOf(1, 1), { qty: 100, reserved: 3 });
   t.like(await stockOf(2, 1), { reserved: 2 });
-  const row = await s.db.one('SELECT salesman_id, status::text, total::text, notes, device_id FROM orders WHERE id = $1', [(m.payload as { orderId: string }).orderId]);
-  t.like(row, { salesman_id: 1, status: 'pending', total, notes: 'بعد العصر', device_id: 'salesman1-phone' });
+  const row = await s.db.one('SELECT salesman_id, status::text, total::text, notes, device_id, created_by FROM orders WHERE id = $1', [(m.payload as { orderId: string }).orderId]);
+  t.like(row, { salesman_id: 1, status: 'pending', total, notes: 'بعد العصر', device_id: 'salesman1-phone', created_by: userIds.salesman1 });
   t.truthy(visibleAfter);
 });
 
@@ -103,6 +108,70 @@ test.serial('many connections sending the same mutation at once make exactly one
   t.is(totals.size, 1, 'every answer carries the first result');
   t.is(await orders(), before + 1);
   t.is((await stockOf(2, 1)).reserved, reserved + 1);
+});
+
+test.serial('another mutation with a taken orderId is order_exists, final and recorded', async (t) => {
+  await erp.none('UPDATE stock SET qty = 100, reserved = 0 WHERE product_id = 14 AND warehouse_id = 1');
+  const first = order(S1_CLIENT, [{ productId: 14, qty: 1 }]);
+  t.is((await pushOk('salesman1', [first])).results[0]!.status, 'applied');
+  const before = await orders();
+  const again = { ...first, id: randomUUID(), payload: { ...(first.payload as object), notes: 'second try' } };
+  const r = (await pushOk('salesman1', [again])).results[0]!;
+  t.like(r, { status: 'rejected', error: { code: 'order_exists' } });
+  t.is(await orders(), before);
+  t.like(await stockOf(14, 1), { reserved: 1 }, 'reserved once');
+  const repeat = (await pushOk('salesman1', [again])).results[0]!;
+  t.like(repeat, { status: 'duplicate', firstStatus: 'rejected', error: { code: 'order_exists' } }, 'the rejection is final for its id');
+});
+
+test.serial('two mutations racing for the same orderId: one order, the other order_exists through the handler\'s conflicts map', async (t) => {
+  await erp.none('UPDATE stock SET qty = 100, reserved = 0 WHERE product_id = 15 AND warehouse_id = 1');
+  const before = await orders();
+  const orderId = randomUUID();
+  const a: M = { id: randomUUID(), type: 'order.create', payload: { orderId, clientId: S1_CLIENT, lines: [{ productId: 15, qty: 2 }] } };
+  const b: M = { id: randomUUID(), type: 'order.create', payload: { orderId, clientId: S1_CLIENT, lines: [{ productId: 15, qty: 3 }], notes: 'other phone' } };
+  // The ERP holds the stock row both orders lock. Each mutation reads `orders` (no row with
+  // that id yet, and nothing to lock), then waits for the stock row. When the ERP lets go,
+  // the first commits its order and the second's INSERT runs into orders_pkey: a row its
+  // reads could not see. Without the lock the second would only see the first's order in
+  // its reads (the handler's own order_exists), not race.
+  let pending: Promise<PushAnswer[]> | undefined;
+  await erp.tx(async (hold) => {
+    await hold.one('SELECT 1 FROM stock WHERE product_id = 15 AND warehouse_id = 1 FOR UPDATE');
+    pending = Promise.all([
+      push('salesman1', [a], 'phone-a').then((r) => r.json() as Promise<PushAnswer>),
+      push('admin', [b], 'phone-b').then((r) => r.json() as Promise<PushAnswer>),
+    ]);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const { n } = await s.db.one<{ n: number }>(
+        // a push's first round trip starts with BEGIN and the ledger insert (the stock read
+        // is further on than pg_stat_activity keeps of a query's text)
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'BEGIN;%mutations%'`,
+      );
+      if (n >= 2) break;
+      if (Date.now() > deadline) throw new Error(`only ${n} of 2 mutations are waiting on the stock row`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }); // COMMIT: the ERP lets go of the stock row
+  const answers = await pending!;
+  const results = answers.map((x) => x.results[0]!);
+  t.is(results.length, 2);
+  const applied = results.filter((r) => r.status === 'applied');
+  const rejected = results.filter((r) => r.status === 'rejected');
+  t.is(applied.length, 1, JSON.stringify(results));
+  t.is(rejected.length, 1, JSON.stringify(results));
+  // the conflicts map's code, with the handler's documented meaning (the pure decide()
+  // words its own order_exists differently): a business outcome, not a 500 or generic conflict
+  t.like(rejected[0]!.error, { code: 'order_exists', message: createOrder.rejections.order_exists });
+  t.is(await orders(), before + 1, 'one order');
+  const winner = applied[0]!.id === a.id ? 2 : 3;
+  t.like(await stockOf(15, 1), { reserved: winner }, "only the winner's reservation stays");
+  t.like(await s.db.one('SELECT count(*)::int AS n FROM order_lines WHERE order_id = $1', [orderId]), { n: 1 });
+  const loser = applied[0]!.id === a.id ? { who: 'admin', m: b } : { who: 'salesman1', m: a };
+  const retry = (await pushOk(loser.who, [loser.m])).results[0]!;
+  t.like(retry, { status: 'duplicate', firstStatus: 'rejected', error: { code: 'order_exists' } }, 'recorded in the ledger: final');
 });
 
 test.serial('mutations apply in order; a rejection in the middle does not stop the rest', async (t) => {
@@ -262,7 +331,7 @@ test.serial('every mutation is audited, and the audit survives a graceful shutdo
   try {
     await loadFixture(other.db);
     const login = await other.post('/v1/auth/login', { email: 'salesman1@fixture.test', password: FIXTURE_PASSWORD });
-    const token = ((await login.json()) as { token: string }).token;
+    const { token, user } = (await login.json()) as { token: string; user: { id: number } };
     const ids = [randomUUID(), randomUUID()];
     const res = await other.post(
       '/v1/sync/push',
@@ -279,10 +348,10 @@ test.serial('every mutation is audited, and the audit survives a graceful shutdo
     await other.stop(); // before the periodic flush: stop must write the buffer
     const pool = erpPool(other.tdb.url, 1);
     try {
-      const rows = await pool.any('SELECT mutation_id::text, status, code, device_id, type, user_id::int FROM sync_audit ORDER BY id');
-      t.deepEqual(rows.map((r) => [r.mutation_id, r.status, r.code, r.device_id, r.type]), [
-        [ids[0], 'applied', null, 'audited-phone', 'order.create'],
-        [ids[1], 'rejected', 'order_not_found', 'audited-phone', 'order.cancel'],
+      const rows = await pool.any('SELECT mutation_id::text, status, code, device_id, type, user_id FROM $1:name.audit ORDER BY id', [other.model.schema]);
+      t.deepEqual(rows.map((r) => [r.mutation_id, r.status, r.code, r.device_id, r.type, r.user_id]), [
+        [ids[0], 'applied', null, 'audited-phone', 'order.create', String(user.id)],
+        [ids[1], 'rejected', 'order_not_found', 'audited-phone', 'order.cancel', String(user.id)],
       ]);
     } finally {
       await pool.$pool.end();
@@ -310,7 +379,8 @@ test.serial('a graceful shutdown lets a push in flight finish: every mutation an
     const pool = erpPool(other.tdb.url, 1);
     try {
       const { ledger, audit } = await pool.one<{ ledger: number; audit: number }>(
-        `SELECT (SELECT count(*)::int FROM sync_mutations) AS ledger, (SELECT count(*)::int FROM sync_audit) AS audit`,
+        `SELECT (SELECT count(*)::int FROM $1:name.mutations) AS ledger, (SELECT count(*)::int FROM $1:name.audit) AS audit`,
+        [other.model.schema],
       );
       t.is(ledger, 60);
       t.is(audit, 60);

@@ -84,6 +84,9 @@ test('references between sections are checked before the database is asked', (t)
     'collections.products.columns.id: "id" is reserved (b, id and v always go out)',
   ]);
   t.deepEqual(shape((c) => ({ ...c, collections: { ...c.collections, products: { ...c.collections.products!, columns: { sku: 'varchar' } } } })).length, 1);
+  t.deepEqual(shape((c) => ({ ...c, token: { roleMap: { driver: 'warehouse' } } })), [
+    'token.roleMap: role "driver" cannot be written in a token (its own name maps to "warehouse" and no name maps to it)',
+  ]);
 });
 
 test('a parameter query that finds nothing gives no bucket, not an error', async (t) => {
