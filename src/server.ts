@@ -174,7 +174,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await heads.start();
     life.onStop('heads', () => heads.stop());
     const metrics = new Metrics({ dbQueries: () => allQueriesSent(db), lag: () => heads.lag });
-    const doorbell = new Doorbell(db, { pollMs: config.doorbell.pollMs, log });
+    const doorbell = new Doorbell(db, { pollMs: config.doorbell.pollMs, log, behind: () => heads.watermark });
     doorbell.on('watermark', () => void heads.refresh().catch((err: unknown) => log.warn({ err }, 'heads refresh failed')));
     await doorbell.start();
     life.onStop('doorbell', () => doorbell.stop());

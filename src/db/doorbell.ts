@@ -10,6 +10,12 @@ export interface DoorbellEvents {
 export interface DoorbellOptions {
   pollMs: number;
   log: Logger;
+  /**
+   * Where the consumer is (the heads' watermark): the doorbell rings again while the
+   * database is ahead of it, so a failed refresh is retried at the next poll instead of
+   * waiting for another transaction to move the watermark.
+   */
+  behind?: () => bigint;
 }
 
 /**
@@ -58,7 +64,8 @@ export class Doorbell extends EventEmitter<DoorbellEvents> {
     try {
       const { w } = await this.db.task('bg:watermark', (t) => t.one<{ w: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS w'));
       const next = BigInt(w);
-      if (this.last === undefined || next > this.last) {
+      const lagging = this.opts.behind !== undefined && next > this.opts.behind();
+      if (this.last === undefined || next > this.last || lagging) {
         this.last = next;
         this.emit('watermark', next);
       }

@@ -32,7 +32,8 @@ export type ConfigEventPayload = Record<string, unknown>;
 
 /**
  * A 'batch' config event: the latest fields of every row of the room written over the
- * coalescing window, one entry per row. Volatile: may be dropped for a slow client.
+ * coalescing window, one entry per row; one message per room (a socket in several rooms
+ * gets one per room). A hint: the pull after the poke is the truth.
  */
 export interface BatchEventPayload {
   items: ConfigEventPayload[];

@@ -89,8 +89,8 @@ function eventSql(model: Model, c: Collection, fields: Record<string, string>): 
  * - `sync:poke` per bucket head, coalesced per bucket (leading edge, then one per window);
  * - the sync config's `events`: fields read from the rows written in the window, through
  *   fieldsync's items (so the rooms are the rows' buckets). 'batch' events are coalesced
- *   per room and keyed by row (the latest fields win), volatile; 'row' events go out once
- *   per (row, transaction) to every room of the row;
+ *   per room and keyed by row (the latest fields win); 'row' events go out once per
+ *   (row, transaction) to every room of the row;
  * - room moves: when a collection a role's parameter queries read changes, the bucket
  *   sets of that role's sockets are recomputed, and a changed one moves rooms and pokes
  *   the user's room.
@@ -234,7 +234,12 @@ export class Notifier {
   private async fireBatch(name: string, due: Map<string, Map<string, ConfigEventPayload>>): Promise<void> {
     for (const [room, items] of due) {
       if (!(await this.claim(`${name}:${room}:${this.watermark}`, this.opts.windowMs))) continue;
-      loosely(this.io.to(room).volatile).emit(name, { items: [...items.values()] });
+      // Not volatile: Socket.IO drops a volatile packet whenever the socket's transport is
+      // still writing the previous one, so a socket in several rooms (a warehouse app in
+      // every stock:<warehouse>) lost all but one room's batch of a multi-room change, and
+      // any batch right behind a poke. Coalescing bounds these to one per room per window;
+      // a client that stops reading is cut off by the channel's buffer sweep.
+      loosely(this.io.to(room)).emit(name, { items: [...items.values()] });
     }
   }
 

@@ -89,3 +89,24 @@ test.serial('a failing poll is logged and the doorbell keeps polling', async (t)
     await bell.stop();
   }
 });
+
+test.serial('while the consumer is behind (a failed refresh), the doorbell rings again at every poll', async (t) => {
+  // a database whose watermark stands still (a quiet ERP), so every ring is the doorbell's own
+  const still = { task: async (_tag: string, cb: (q: unknown) => Promise<unknown>) => cb({ one: async () => ({ w: '1000' }) }) } as never;
+  let consumer = 0n;
+  const bell = new Doorbell(still, { pollMs: 10, log, behind: () => consumer });
+  let rings = 0;
+  bell.on('watermark', () => rings++);
+  await bell.start();
+  try {
+    await new Promise((r) => setTimeout(r, 120));
+    t.true(rings >= 3, `rang ${rings} times without the watermark moving`);
+    consumer = 1000n; // caught up
+    await new Promise((r) => setTimeout(r, 30));
+    const settled = rings;
+    await new Promise((r) => setTimeout(r, 120));
+    t.is(rings, settled, 'no more rings until the database moves on');
+  } finally {
+    await bell.stop();
+  }
+});

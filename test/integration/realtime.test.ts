@@ -15,12 +15,18 @@ let erp: ReturnType<typeof erpPool>;
 const tokens: Record<string, string> = {};
 const open: Client[] = [];
 
+/**
+ * The push channel end to end: plain SQL by the ERP -> capture triggers -> fieldsync's
+ * items -> the doorbell (polling the watermark every DOORBELL_POLL_MS, default 10 ms; no
+ * LISTEN/NOTIFY) -> heads -> pokes and config events to the rooms of the rows' buckets.
+ * The server runs with the default poll interval.
+ */
 test.before(async () => {
-  s = await startTestServer({ POKE_WINDOW_MS: '200', DOORBELL_POLL_MS: '1000' });
+  s = await startTestServer({ POKE_WINDOW_MS: '200' });
   await loadFixture(s.db);
   await s.settle();
   erp = erpPool(s.tdb.url, 4);
-  for (const who of ['admin', 'salesman1', 'salesman2', 'warehouse']) {
+  for (const who of ['admin', 'salesman1', 'salesman2', 'warehouse', 'client']) {
     const res = await s.post('/v1/auth/login', { email: `${who}@fixture.test`, password: FIXTURE_PASSWORD });
     tokens[who] = ((await res.json()) as { token: string }).token;
   }
@@ -54,12 +60,15 @@ async function until(cond: () => boolean, what: string, ms = 20_000): Promise<vo
 async function visibleAt(db: ReturnType<typeof erpPool>): Promise<number> {
   const { x } = await db.one<{ x: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x');
   for (;;) {
-    const { w } = await db.one<{ w: string }>('SELECT sync_watermark()::text AS w');
+    const { w } = await db.one<{ w: string }>('SELECT $1:name.watermark()::text AS w', [s.model.schema]);
     if (BigInt(w) >= BigInt(x)) return Date.now();
     await wait(2);
   }
 }
-const poked = (got: { event: string; data: any }[], bucket: string) => got.filter((e) => e.event === 'sync:poke' && e.data.buckets.includes(bucket));
+/** The app's own connections to its database (the pool the doorbell polls through). */
+const appBackends = (db: ReturnType<typeof erpPool>) =>
+  db.one<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'fieldsync'`).then((r) => r.n);
+const poked = <E extends { event: string; data: any }>(got: E[], bucket: string): E[] => got.filter((e) => e.event === 'sync:poke' && e.data.buckets.includes(bucket));
 
 /** Records every event a socket receives. */
 function record(c: Client) {
@@ -182,19 +191,89 @@ test.serial('rooms follow the bucket set: a salesman gets his order events, neve
   t.pass();
 });
 
-test.serial('the doorbell connection killed is re-established and no poke is lost', async (t) => {
+test.serial('config events reach only the rooms of the changed rows’ buckets: stock:changed (batch) and order:status (row)', async (t) => {
+  // rooms: salesman1 stock:1 orders:1; salesman2 stock:2 orders:2; warehouse stock:1-3;
+  // admin stock:1-3 orders:all; client (client 1, salesman 2's) client_orders:1, no stock
+  const who = ['salesman1', 'salesman2', 'warehouse', 'admin', 'client'] as const;
+  const sockets = who.map((w) => socket(s.url, tokens[w]));
+  const got = Object.fromEntries(who.map((w, i) => [w, record(sockets[i]!)])) as Record<(typeof who)[number], ReturnType<typeof record>>;
+  await Promise.all(sockets.map(connected));
+  await s.settle();
+  await wait(300);
+  const order = '33333333-3333-4333-8333-333333333333';
+  // one ERP transaction: a product's stock in every warehouse, and a new order of client 1
+  // (salesman 2) confirmed at once
+  await erp.tx(async (tx) => {
+    await tx.none('UPDATE stock SET qty = 600 + warehouse_id WHERE product_id = 6');
+    await tx.none(`INSERT INTO orders (id, client_id, salesman_id, warehouse_id, total) VALUES ($1, 1, 2, 2, 5)`, [order]);
+    await tx.none(`UPDATE orders SET status = 'confirmed' WHERE id = $1`, [order]);
+  });
+  const stockOf = (g: ReturnType<typeof record>) =>
+    g.filter((e) => e.event === 'stock:changed').flatMap((e) => e.data.items as { productId: number; warehouseId: number; qty: number }[]).filter((i) => i.productId === 6);
+  const statusOf = (g: ReturnType<typeof record>) => g.filter((e) => e.event === 'order:status' && e.data.orderId === order).map((e) => e.data.status as string);
+  await until(() => new Set(stockOf(got.warehouse).map((i) => i.warehouseId)).size === 3, 'stock:changed of every warehouse');
+  await until(() => statusOf(got.admin).length > 0 && statusOf(got.salesman2).length > 0 && statusOf(got.client).length > 0, 'order:status');
+  await wait(500); // a whole window more: nothing else may arrive
+  const warehouses = (g: ReturnType<typeof record>) => [...new Set(stockOf(g).map((i) => i.warehouseId))].sort();
+  t.deepEqual(warehouses(got.salesman1), [1], 'his warehouse only');
+  t.deepEqual(warehouses(got.salesman2), [2]);
+  t.deepEqual(warehouses(got.warehouse), [1, 2, 3], 'one batch per room, none dropped for a socket in several rooms');
+  t.deepEqual(warehouses(got.admin), [1, 2, 3]);
+  t.deepEqual(warehouses(got.client), [], 'no stock bucket, no stock events');
+  for (const i of stockOf(got.warehouse)) t.is(i.qty, 600 + i.warehouseId);
+  // a row event goes out once per (row, transaction), to every room of the row at once
+  t.deepEqual(statusOf(got.salesman2), ['confirmed'], 'orders:2');
+  t.deepEqual(statusOf(got.admin), ['confirmed'], 'orders:all');
+  t.deepEqual(statusOf(got.client), ['confirmed'], 'client_orders:1');
+  t.deepEqual(statusOf(got.salesman1), [], 'never another salesman’s order');
+  t.deepEqual(statusOf(got.warehouse), [], 'no orders bucket');
+  t.like(got.admin.find((e) => e.event === 'order:status' && e.data.orderId === order)!.data, { orderId: order, status: 'confirmed' });
+  t.is(typeof got.admin.find((e) => e.event === 'order:status' && e.data.orderId === order)!.data.updatedAt, 'number');
+  for (const c of sockets) c.disconnect();
+});
+
+test.serial('the app’s database connections killed: the doorbell polls on, and each later change is poked exactly once', async (t) => {
   const c = socket(s.url, tokens.salesman1);
   const got = record(c);
   await connected(c);
-  await erp.one(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'`);
-  await erp.none('UPDATE stock SET qty = 77 WHERE product_id = 4 AND warehouse_id = 1'); // while it is down
-  // no settle() here: the heads must be moved by the doorbell itself
-  await until(() => poked(got, 'stock:1').length > 0, 'the poke of the change made while LISTEN was down');
-  await until(() => s.doorbell.isListening, 'LISTEN re-established');
-  const n = got.length;
-  await erp.none('UPDATE stock SET qty = 78 WHERE product_id = 4 AND warehouse_id = 1');
-  await until(() => got.slice(n).some((e) => e.event === 'sync:poke'), 'a later poke');
-  t.pass();
+  await s.settle();
+  await wait(300); // quiet spell: nothing pending for stock:1
+  // cut every connection of the app's pool (the doorbell, the heads, requests): a failover,
+  // an idle-session killer, a restarted PgBouncer
+  await until(() => s.doorbell.watermark !== undefined, 'a first poll');
+  t.true((await appBackends(erp)) > 0);
+  // for a while, so polls and heads scans die mid-statement too, not only idle connections
+  let killed = 0;
+  let midStatement = 0;
+  for (const until = Date.now() + 300; Date.now() < until; await wait(3)) {
+    const r = await erp.one<{ killed: number; active: number }>(
+      `SELECT count(pg_terminate_backend(pid))::int AS killed, count(*) FILTER (WHERE state = 'active')::int AS active
+         FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'fieldsync'`,
+    );
+    killed += r.killed;
+    midStatement += r.active;
+  }
+  t.true(killed > 0, 'the pool had connections to kill');
+  t.log(`${killed} connections killed, ${midStatement} of them mid-statement`);
+  got.length = 0;
+  for (const [i, qty] of [77, 78].entries()) {
+    const n = got.length;
+    const x = await erp.tx(async (tx) => {
+      await tx.none('UPDATE stock SET qty = $1 WHERE product_id = 4 AND warehouse_id = 1', [qty]);
+      return BigInt((await tx.one<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).x);
+    });
+    // no settle() here: only the doorbell's polls may move the heads
+    await until(() => poked(got.slice(n), 'stock:1').length > 0, `the poke of change ${i + 1} after the kill`);
+    t.true(s.doorbell.watermark! > x, 'the doorbell polled past the commit');
+    t.true(s.heads.watermark > x && s.heads.head('stock:1') >= x, 'and moved the heads');
+    await wait(500); // more than a window: no second poke may follow
+    const pokes = poked(got.slice(n), 'stock:1');
+    t.is(pokes.length, 1, JSON.stringify(got.slice(n)));
+    t.true(BigInt(pokes[0]!.data.head) >= x, 'the poke names a head at or past the change');
+    await until(() => got.slice(n).some((e) => e.event === 'stock:changed'), `stock:changed ${qty}`);
+    t.deepEqual(got.slice(n).filter((e) => e.event === 'stock:changed').at(-1)?.data.items, [{ productId: 4, warehouseId: 1, qty, reserved: 0 }]);
+  }
+  t.true((await appBackends(erp)) > 0, 'the pool reconnected');
 });
 
 test.serial('a short disconnect is recovered: the socket keeps its session and gets the events it missed', async (t) => {
@@ -217,21 +296,42 @@ test.serial('a short disconnect is recovered: the socket keeps its session and g
   await until(() => poked(got, 'stock:1').length > 0, 'the missed poke');
 });
 
-test('with LISTEN disabled (PgBouncer), polling the watermark still pokes', async (t) => {
-  const polled = await startTestServer({ DOORBELL_LISTEN: 'false', DOORBELL_POLL_MS: '50', POKE_WINDOW_MS: '100' });
+test('with the default poll interval and no LISTEN (PgBouncer-safe), an ERP change is poked, and the pull after the poke has it', async (t) => {
+  const polled = await startTestServer({ POKE_WINDOW_MS: '100' }); // DOORBELL_POLL_MS unset: the default
   try {
+    t.is(polled.config.doorbell.pollMs, 10, 'the default poll interval');
     await loadFixture(polled.db);
     await polled.settle();
-    t.false(polled.doorbell.isListening);
     const login = await polled.post('/v1/auth/login', { email: 'warehouse@fixture.test', password: FIXTURE_PASSWORD });
-    const c = socket(polled.url, ((await login.json()) as { token: string }).token);
+    const token = ((await login.json()) as { token: string }).token;
+    const device = new Device('warehouse', (cursor, limit) => polled.post('/v1/sync/pull', { ...(cursor && { cursor }), limit }, { authorization: `Bearer ${token}` }), polled.url);
+    await device.catchUp(1000);
+    const c = socket(polled.url, token);
     const got = record(c);
     await connected(c);
+    await wait(200);
     const pool = erpPool(polled.tdb.url, 1);
-    await pool.none('UPDATE stock SET qty = 9 WHERE product_id = 1 AND warehouse_id = 3');
-    await pool.$pool.end();
+    let visible = 0;
+    try {
+      // nothing session-bound: the app's connections listen on no channel (a PgBouncer in
+      // transaction mode would break LISTEN), and none of its sessions ran a LISTEN
+      const listening = await pool.one<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'fieldsync' AND query ILIKE 'LISTEN%'`,
+      );
+      t.is(listening.n, 0);
+      await pool.none('UPDATE stock SET qty = 9 WHERE product_id = 1 AND warehouse_id = 3');
+      visible = await visibleAt(pool);
+    } finally {
+      await pool.$pool.end();
+    }
+    // no settle(): the doorbell alone moves the heads
     await until(() => poked(got, 'stock:3').length > 0, 'a poke from polling');
-    t.pass();
+    t.log(`poked ${poked(got, 'stock:3')[0]!.at - visible} ms after the commit became visible`);
+    // a poke goes out only once the watermark passed the change: the pull it causes has it
+    await device.catchUp(1000);
+    t.is([...device.table('stock').values()].find((r) => r.row.product === 1 && r.row.warehouse === 3)!.row.qty, 9);
+    await wait(300);
+    t.is(poked(got, 'stock:3').length, 1, 'once');
   } finally {
     await polled.close();
   }
