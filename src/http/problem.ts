@@ -30,8 +30,12 @@ export function problems(log: Logger) {
     } catch (thrown) {
       const err = thrown instanceof AppError ? thrown : (fromHttpError(thrown as object) ?? thrown);
       const app = err instanceof AppError ? err : new AppError('internal');
-      if (!(err instanceof AppError) || app.status >= 500) {
+      if (!(err instanceof AppError) || app.code === 'internal') {
         log.error({ err: thrown, requestId: ctx.state.requestId }, 'request failed');
+      } else if (app.status >= 500) {
+        // a known state (a backing service down, config drift), logged where it changes: one
+        // line per request at warn, no stack
+        log.warn({ code: app.code, detail: app.message, requestId: ctx.state.requestId }, 'request refused');
       }
       const code: ErrorCode = app.code;
       ctx.status = app.status;

@@ -254,7 +254,7 @@ export class MediaService {
     const rows = await this.db.any<{ row_key: string; tx: string; placeholder: string; variants: Record<string, StoredVariant> }>(
       `SELECT row_key, tx::text AS tx, placeholder, variants FROM ${s(this.model, 'images')}
         WHERE coll = $1 AND (tx, row_key) > ($2::xid8, $3) AND tx < $4::xid8
-        ORDER BY tx, row_key LIMIT $5`,
+        ORDER BY images.tx, row_key LIMIT $5`,
       [c.name, after.tx, after.rowKey, q.below.toString(), q.limit],
     );
     const items = await Promise.all(

@@ -6,7 +6,7 @@ import type { MutationHandler } from './mutations.js';
  * writes one `fieldsync.config.ts` that default-exports `defineConfig({...})`; the demo
  * ERP's is src/demo/config.ts. The shape is checked here (names, references between
  * sections); `npm run sync:check` and every start check it against the live database
- * (src/model/check.ts). Every SQL fragment is an expression over the row alias `r`.
+ * (loadModel in src/model/load.ts). Every SQL fragment is an expression over the row alias `r`.
  *
  * README "Adopting your ERP database" is the reference for every field.
  */
