@@ -102,10 +102,20 @@ export function canonical(value: unknown): string {
 
 /** The seeded run and the final comparison (see the module comment). */
 export async function runConvergence(t: ExecutionContext, opts: ConvergenceOptions): Promise<void> {
+  const { seed, soak, soakMs, ops } = convergenceEnv;
+  t.timeout(soak ? soakMs + 600_000 : Math.max(300_000, ops * 1_000));
+  t.log(`seed=${seed} (replay with SEED=${seed})`);
+  try {
+    await run(t, opts);
+  } catch (err) {
+    // a device that cannot even apply its answers (a row in two buckets, a pull error)
+    throw new Error(`seed=${seed}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+async function run(t: ExecutionContext, opts: ConvergenceOptions): Promise<void> {
   const { seed, soak, soakMs, ops: opCount } = convergenceEnv;
   const s = opts.server;
-  t.timeout(soak ? soakMs + 600_000 : Math.max(300_000, opCount * 1_000));
-  t.log(`seed=${seed} (replay with SEED=${seed})`);
   const r = new Rng(xoroshiro128plus(seed));
   const opNames = Object.keys(opts.ops);
   const specs = opts.devices;
