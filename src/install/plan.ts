@@ -15,6 +15,7 @@ import { bucketsExpr, keyText, s, type Collection, type Membership, type Model }
  *   ti_/tu_/td_<c>()   the capture trigger functions (statement level, transition tables)
  *   tc_<c>_<child>()   re-stamps the parents of changed child rows
  *   tt_<c>_<child>()   re-stamps every parent when the child table is truncated
+ *   dep_<schema>_<table>()  marks a change of a table the parameter queries read
  *
  * The key and bucket functions are SQL-standard bodies, so PostgreSQL records which ERP
  * columns they read: dropping such a column fails with a message naming the fieldsync
@@ -180,6 +181,30 @@ END $fn$`);
   return out;
 }
 
+/**
+ * A table the parameter queries read that no collection syncs (the demo's salesmen: a
+ * salesman moved to another warehouse changes his stock buckets). One statement trigger
+ * stamps a marker item per writing transaction (one row per transaction: concurrent
+ * writers never wait on each other), so the heads see the table change and cached bucket
+ * sets and socket rooms are recomputed at once rather than when they expire. Old markers
+ * are pruned.
+ */
+function dependencyObjects(m: Model, dep: Model['dependencyTables'][number]): Desired[] {
+  const fn = s(m, ident('dep', dep.schema, dep.name));
+  const createFn = `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO ${s(m, 'items')} (coll, row_key, bucket, tx) VALUES (${pgp.as.text(dep.key)}, pg_current_xact_id()::text, '@dep', pg_current_xact_id())
+    ON CONFLICT (coll, row_key, bucket) DO NOTHING;
+  RETURN NULL;
+END $fn$`;
+  const trig = ident('fieldsync', 'dep', dep.name);
+  const createTrigger = `CREATE TRIGGER ${pgp.as.name(trig)} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${dep.quoted} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`;
+  return [
+    { kind: 'function', collection: dep.key, id: `fn:${m.schema}.${ident('dep', dep.schema, dep.name)}`, name: fn, create: createFn, hash: hashOf(createFn) },
+    { kind: 'trigger', collection: dep.key, id: `tg:${dep.schema}.${dep.name}.${trig}`, name: pgp.as.name(trig), table: dep.quoted, create: createTrigger, hash: hashOf(createTrigger) },
+  ];
+}
+
 /** Every fieldsync trigger on any table, and every function in fieldsync's schema, with their hashes. */
 async function installedObjects(db: Q, schema: string): Promise<Existing[]> {
   const triggers = await db.any<{ schema: string; table: string; name: string; hash: string | null }>(
@@ -193,7 +218,7 @@ async function installedObjects(db: Q, schema: string): Promise<Existing[]> {
   );
   const functions = await db.any<{ name: string; args: string; hash: string | null }>(
     `SELECT p.proname AS name, pg_get_function_identity_arguments(p.oid) AS args, obj_description(p.oid, 'pg_proc') AS hash
-       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname ~ '^(k|b|v|pk|ti|tu|td|tc|tt)_'`,
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname ~ '^(k|b|v|pk|ti|tu|td|tc|tt|dep)_'`,
     [schema],
   );
   return [
@@ -221,7 +246,7 @@ function membershipArray(c: Collection, defName: string): string {
  * (see src/install/apply.ts); this diffs the capture objects and the bucket definitions.
  */
 export async function planInstall(db: Q, m: Model): Promise<InstallPlan> {
-  const desired = [...m.collections.values()].flatMap((c) => collectionObjects(m, c));
+  const desired = [...[...m.collections.values()].flatMap((c) => collectionObjects(m, c)), ...m.dependencyTables.flatMap((d) => dependencyObjects(m, d))];
   const have = new Map((await installedObjects(db, m.schema)).map((e) => [e.id, e]));
   const wanted = new Map(desired.map((d) => [d.id, d]));
   const steps: PlanStep[] = [];

@@ -9,6 +9,7 @@ import {
   columnSource,
   columnSql,
   compileApp,
+  dependencyKey,
   keyMatch,
   wireSql,
   type BucketDef,
@@ -247,6 +248,7 @@ export async function loadModel(db: Q, config: CheckedConfig): Promise<Model> {
   }
 
   const roles = new Map<string, Role>();
+  const dependencyTables = new Map<string, Model['dependencyTables'][number]>();
   for (const [name, r] of Object.entries(config.roles)) {
     const claims = r.claims ?? {};
     const nulls = { userId: 'NULL::text', ...Object.fromEntries(Object.entries(claims).map(([k, t]) => [k, t === 'int' ? 'NULL::bigint' : 'NULL::text'])) };
@@ -265,9 +267,18 @@ export async function loadModel(db: Q, config: CheckedConfig): Promise<Model> {
         const res = await db.result(`SELECT * FROM (${sql}) q LIMIT 0`);
         if (res.fields.length === 0) problems.push(`${path}: the query gives no column (the first column is the bucket key)`);
         for (const rel of await readsTables(db, sql)) {
+          let synced = false;
           for (const col of collections.values()) {
-            if (col.tableSchema === rel.schema && col.tableName === rel.name) dependsOn.add(col.name);
-            if (col.children.some((ch) => ch.tableSchema === rel.schema && ch.tableName === rel.name)) dependsOn.add(col.name);
+            const isChild = col.children.some((ch) => ch.tableSchema === rel.schema && ch.tableName === rel.name);
+            if ((col.tableSchema === rel.schema && col.tableName === rel.name) || isChild) {
+              dependsOn.add(col.name);
+              synced = true;
+            }
+          }
+          if (!synced) {
+            const key = dependencyKey(rel.schema, rel.name);
+            dependsOn.add(key);
+            dependencyTables.set(key, { schema: rel.schema, name: rel.name, quoted: `${pgp.as.name(rel.schema)}.${pgp.as.name(rel.name)}`, key });
           }
         }
       } catch (err) {
@@ -304,6 +315,7 @@ export async function loadModel(db: Q, config: CheckedConfig): Promise<Model> {
     mutations: config.mutations ?? {},
     events: config.events ?? {},
     ...(config.media && mediaCol && { media: { collection: mediaCol, name: config.media.name } }),
+    dependencyTables: [...dependencyTables.values()].sort((a, b) => (a.key < b.key ? -1 : 1)),
   };
 }
 
@@ -320,7 +332,7 @@ async function readsTables(db: Q, sql: string): Promise<{ schema: string; name: 
          FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid
          JOIN pg_class c ON c.oid = d.refobjid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-          AND rw.ev_class = 'fieldsync_probe'::regclass AND c.oid <> rw.ev_class`,
+          AND rw.ev_class = 'fieldsync_probe'::regclass AND c.oid <> rw.ev_class AND c.relkind IN ('r', 'p')`,
     );
   const body = async (t: Q) => {
     await t.none(`CREATE TEMP VIEW fieldsync_probe AS SELECT * FROM (${sql}) q`);

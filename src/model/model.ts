@@ -68,7 +68,10 @@ export interface Role {
   claims: Record<string, 'int' | 'text'>;
   buckets: { bucket: BucketDef; query?: string }[];
   permissions: ReadonlySet<Permission>;
-  /** collections the parameter queries read: a change there may change the bucket set */
+  /**
+   * What the parameter queries read: collections, and `@dep:<schema>.<table>` for tables
+   * that are not synced (the demo's salesmen); a change there may change the bucket set.
+   */
   dependsOn: string[];
 }
 
@@ -94,6 +97,13 @@ export interface Model {
   mutations: Readonly<Record<string, MutationHandler>>;
   events: Readonly<Record<string, EventConfig>>;
   media?: { collection: Collection; name: string };
+  /** tables parameter queries read that no collection syncs: install watches them too */
+  dependencyTables: { schema: string; name: string; quoted: string; key: string }[];
+}
+
+/** The dependency key of a table that is not synced (a pseudo-collection in items and heads). */
+export function dependencyKey(schema: string, name: string): string {
+  return `@dep:${schema}.${name}`;
 }
 
 /** A quoted name in fieldsync's schema, e.g. s(m, 'items') -> "fieldsync"."items". */

@@ -38,7 +38,8 @@ UNION ALL SELECT '#age', coalesce((SELECT floor(extract(epoch FROM clock_timesta
                                      FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()), 0)::text
 UNION ALL SELECT coalesce(i.bucket, '@' || i.coll), max(i.tx::text::bigint)::text
   FROM ${fs(m, 'items')} i WHERE i.tx >= $1::xid8 AND i.tx < (SELECT w FROM wm)
- GROUP BY GROUPING SETS ((i.bucket), (i.coll))`;
+ GROUP BY GROUPING SETS ((i.bucket), (i.coll))
+HAVING coalesce(i.bucket, '') <> '@dep'`;
 }
 
 export interface Lag {

@@ -27,8 +27,14 @@ export async function pruneTombstones(db: Db, m: Model, retentionDays: number, b
       [retentionDays, batch],
     ));
     total += n.n;
-    if (n.n < batch) return total;
+    if (n.n < batch) break;
   }
+  // markers of changed dependency tables (src/install/plan.ts): the heads need only the newest
+  await db.task('bg:prune', (t) =>
+    t.none(`DELETE FROM ${s(m, 'items')} i WHERE i.bucket = '@dep'
+              AND i.tx < (SELECT max(j.tx) FROM ${s(m, 'items')} j WHERE j.bucket = '@dep' AND j.coll = i.coll)`),
+  );
+  return total;
 }
 
 /** Runs the prune every intervalMs; returns a stop function. */

@@ -110,3 +110,26 @@ test.serial('while the consumer is behind (a failed refresh), the doorbell rings
     await bell.stop();
   }
 });
+
+test.serial('a table the parameter queries read but nobody syncs (salesmen) is watched too', async (t) => {
+  const model = tdb.model!;
+  t.deepEqual(model.dependencyTables.map((d) => d.key), ['@dep:public.salesmen']);
+  t.true(model.roles.get('salesman')!.dependsOn.includes('@dep:public.salesmen'));
+  const heads = new Heads(tdb.db, model, log);
+  await heads.start();
+  try {
+    await erp.none(`INSERT INTO salesmen (id, code, name, name_ar) VALUES (9, 'S9', 'Sami', 'سامي')`);
+    await erp.none(`UPDATE salesmen SET warehouse_id = 1 WHERE id = 9`);
+    for (let i = 0; i < 200 && heads.collectionHead('@dep:public.salesmen') === 0n; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      await heads.refresh();
+    }
+    t.true(heads.collectionHead('@dep:public.salesmen') > 0n);
+    t.is(heads.head('@dep'), 0n, 'markers are no bucket');
+    const { pruneTombstones } = await import('../../src/sync/prune.js');
+    await pruneTombstones(tdb.db, model, 30);
+    t.is((await erp.one<{ n: number }>(`SELECT count(*)::int AS n FROM fieldsync.items WHERE bucket = '@dep'`)).n, 1, 'only the newest marker is kept');
+  } finally {
+    await heads.stop();
+  }
+});
