@@ -133,6 +133,19 @@ test.serial('a bucket the user loses is announced in removed; one gained starts 
   t.deepEqual([...pricelists], ['prices:1'], 'rows of removed buckets dropped; the gained one filled');
 });
 
+test.serial('a salesman moved to another warehouse (salesmen are not synced) gets its stock at the next pull', async (t) => {
+  const d = device('salesman1');
+  await d.catchUp(1000);
+  t.deepEqual(d.last!.buckets.current.filter((b) => b.startsWith('stock:')), ['stock:1']);
+  await erpWrite('UPDATE salesmen SET warehouse_id = 2 WHERE id = 1');
+  const { body } = await d.pullOnce(1000);
+  t.deepEqual((body as PullBody).buckets.removed, ['stock:1']);
+  t.deepEqual((body as PullBody).buckets.added, ['stock:2']);
+  await d.catchUp(1000);
+  t.deepEqual(new Set([...d.table('stock').values()].map((r) => r.bucket)), new Set(['stock:2']));
+  await erpWrite('UPDATE salesmen SET warehouse_id = 1 WHERE id = 1');
+});
+
 test.serial('a tombstone older (by transaction id) than a later-committed re-insert does not delete the row', async (t) => {
   // T1 gets a lower transaction id, stays open; T2 deletes price 5 and commits; T1 re-inserts it and commits.
   // The row then carries T1 < T2's tombstone: sent in id order, the delete would wrongly come last.
