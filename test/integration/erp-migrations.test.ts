@@ -98,3 +98,29 @@ test.serial('a table recreated by a deploy: pulls answer 503 config-drift until 
   t.is([...d.table('stock').values()].find((r) => r.row.product === 2 && r.row.warehouse === 1)?.row.qty, 7);
   t.is(((d.last as PullBody).checksums['stock:1'] ?? d.checksum('stock:1')), d.checksum('stock:1'));
 });
+
+test.serial('a bucket definition changed by a new config: its buckets answer 410 with resetCursor, the others go on', async (t) => {
+  const { checkShape } = await import('../../src/model/config.js');
+  const { loadConfigFile, loadModel } = await import('../../src/model/load.js');
+  const d = device();
+  await d.catchUp(1000);
+  const demo = await loadConfigFile(undefined);
+  // prices now leave out prices of 0 (a definition change): only prices:* start over
+  const changed = checkShape({ ...demo, buckets: { ...demo.buckets, prices: { rows: { prices: 'CASE WHEN r.price > 0 THEN r.pricelist_id END' }, snapshot: true } } });
+  const report = await install(s.db, await loadModel(s.db, changed));
+  t.deepEqual(report.resetBuckets, ['prices']);
+  await s.settle();
+  const res = await s.post('/v1/sync/pull', { cursor: d.cursor }, { authorization: `Bearer ${token}` });
+  t.is(res.status, 410);
+  const body = (await res.json()) as { buckets: string[]; resetCursor: string };
+  t.deepEqual(body.buckets.sort(), ['prices:1', 'prices:2', 'prices:3']);
+  const kept = d.table('clients').size;
+  for (const b of body.buckets) d.dropBucket(b);
+  d.cursor = body.resetCursor;
+  await d.catchUp(1000);
+  t.is(d.table('clients').size, kept, 'other buckets continue where they were');
+  const want = await s.db.one<{ n: number }>('SELECT count(*)::int AS n FROM prices WHERE price > 0');
+  t.is(d.table('prices').size, want.n);
+  // back to the demo's definition for the other tests
+  await install(s.db, s.model);
+});
