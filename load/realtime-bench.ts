@@ -41,6 +41,7 @@ try {
   const { w } = await erp.one<{ w: number }>('SELECT coalesce(warehouse_id, 1) AS w FROM salesmen WHERE id = 1');
   const device = new Device('salesman1', (cursor, limit) =>
     fetch(`${url}/v1/sync/pull`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ ...(cursor && { cursor }), limit }) }),
+    url, // snapshot pages are fetched from the server too
   );
   await device.catchUp(5000);
   const s: Socket = connect(url, { path: '/socket.io', transports: ['websocket'], auth: { token } });

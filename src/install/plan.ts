@@ -129,7 +129,7 @@ END $fn$`);
     ON CONFLICT (prefix) DO UPDATE SET replaced_at = now();`
     : '';
   const td = fs(ident('td', c.name));
-  fn(td, `CREATE OR REPLACE FUNCTION ${td}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+  fn(td, `CREATE OR REPLACE FUNCTION ${td}() RETURNS trigger LANGUAGE plpgsql${c.media ? ' SET enable_seqscan = off' : ''} AS $fn$
 BEGIN
   INSERT INTO ${items} AS items (coll, row_key, bucket, tx, deleted, deleted_at)
     SELECT DISTINCT ${coll}, ${k}(o), bk, pg_current_xact_id(), true, now()
@@ -152,10 +152,15 @@ END $fn$`);
     const touch = (rows: string) =>
       `UPDATE ${items} i SET tx = pg_current_xact_id()
        WHERE i.coll = ${coll} AND NOT i.deleted AND i.tx <> pg_current_xact_id()
-         AND i.row_key IN (SELECT ${pk}(x) FROM ${rows} x)`;
+         AND i.row_key = ANY (ARRAY(SELECT DISTINCT ${pk}(x) FROM ${rows} x))`;
     // lines travel inside their parent: a changed line re-sends the parent (once per transaction)
+    // PL/pgSQL keeps a statement's plan for the session: planned while the items table was
+    // small it would stay a sequential scan (or a semi-join scanning the collection) as the
+    // table grows (measured: order inserts at a third of their speed after a few thousand
+    // orders). The keys go in as an array, an index condition on (coll, row_key), and the
+    // plan is pinned to the index.
     const tc = fs(ident('tc', c.name, child.name));
-    fn(tc, `CREATE OR REPLACE FUNCTION ${tc}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    fn(tc, `CREATE OR REPLACE FUNCTION ${tc}() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 BEGIN
   IF TG_OP IN ('INSERT', 'UPDATE') THEN
     ${touch('new_rows')};

@@ -163,7 +163,14 @@ export function bucketsExpr(c: Collection): string {
   const arrays: string[] = [];
   for (const m of c.memberships) {
     if (m.expr === undefined) scalars.push(pgp.as.text(m.bucket.name));
-    else if (m.array) arrays.push(`ARRAY(SELECT ${pgp.as.text(`${m.bucket.name}:`)} || k FROM unnest((${m.expr})::text[]) k WHERE k IS NOT NULL)`);
+    // an array of keys, prefixed without a sub-select (which would keep the bucket function
+    // from being inlined into the capture triggers: measured 0.05 ms per statement): joined
+    // with the unit separator, which no bucket name may contain; NULL keys are skipped
+    else if (m.array) {
+      const keys = `array_remove((${m.expr})::text[], NULL)`;
+      const prefix = pgp.as.text(`${m.bucket.name}:`);
+      arrays.push(`CASE WHEN cardinality(${keys}) > 0 THEN string_to_array(${prefix} || array_to_string(${keys}, chr(31) || ${prefix}), chr(31)) ELSE '{}'::text[] END`);
+    }
     else scalars.push(`${pgp.as.text(`${m.bucket.name}:`)} || (${m.expr})::text`);
   }
   const parts = [...(scalars.length ? [`array_remove(ARRAY[${scalars.join(', ')}], NULL)`] : []), ...arrays];
