@@ -46,8 +46,13 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
   });
   const server = await startServer(config, createLogger(config.log.level));
   const fetchApp = (path: string, init?: RequestInit) => fetch(server.url + path, init);
+  // stopping also removes the temporary folder (tests that stop the app themselves, then
+  // read the database, must not leave it behind); once
+  let stopped: Promise<void> | undefined;
+  const stop = () => (stopped ??= server.stop().then(() => rm(dataDir, { recursive: true, force: true })));
   return {
     ...server,
+    stop,
     tdb,
     config,
     fetch: fetchApp,
@@ -69,9 +74,8 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
       }
     },
     async close() {
-      await server.stop();
+      await stop();
       await tdb.drop();
-      await rm(dataDir, { recursive: true, force: true });
     },
   };
 }
