@@ -30,8 +30,9 @@ CREATE TABLE items (
   deleted_at  timestamptz,
   PRIMARY KEY (coll, row_key, bucket)
 );
--- pull: one bucket's items after a position, in (tx, coll, row_key) order
-CREATE INDEX items_page ON items (bucket, tx, coll, row_key);
+-- pull: one bucket's items after a position, in (tx, coll, row_key) order; with `deleted`
+-- in the index a page's items are read from it alone (index-only, where vacuumed)
+CREATE INDEX items_page ON items (bucket, tx, coll, row_key) INCLUDE (deleted);
 -- heads and live events: what was written between two watermarks
 CREATE INDEX items_tx ON items (tx);
 -- the prune job: deletes older than the retention

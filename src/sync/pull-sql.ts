@@ -34,12 +34,16 @@ export interface PageQuery {
   watermark: bigint;
   limit: number;
   collections: Collection[];
+  /** the app receives every collection of the bucket: no filter on the collection */
+  everyCollection: boolean;
   app: App;
 }
 
 /**
  * One statement for a page of one bucket: the next `limit` items below the watermark
- * (one range scan of items_page), then each collection's items joined to its table.
+ * (one range scan of items_page, in its order: a filter on the collections only when
+ * the app skips some, else the planner may sort the whole bucket), then each
+ * collection's items joined to its table.
  * Rows are serialized to their wire arrays by PostgreSQL, so Node only concatenates
  * text. A live item whose row is gone (the ERP bypassed the triggers) goes out as a
  * delete rather than as nothing. Result in stream order: n.
@@ -48,7 +52,7 @@ export function pageSql(m: Model, q: PageQuery): string {
   const page = pgp.as.format(
     `SELECT i.coll, i.row_key, i.tx, i.deleted, row_number() OVER (ORDER BY i.tx, i.coll, i.row_key) AS n
        FROM ${s(m, 'items')} i
-      WHERE i.bucket = $<bucket> AND ${after(q.position)} AND i.tx < $<w>::xid8 AND i.coll IN ($<colls:csv>)
+      WHERE i.bucket = $<bucket> AND ${after(q.position)} AND i.tx < $<w>::xid8 ${q.everyCollection ? '' : 'AND i.coll IN ($<colls:csv>)'}
       ORDER BY i.tx, i.coll, i.row_key LIMIT $<limit>`,
     { bucket: q.bucketName, w: q.watermark.toString(), colls: q.collections.map((c) => c.name), limit: q.limit },
   );

@@ -182,8 +182,10 @@ export class PullService {
         positions[name] = [w.toString(), null, null]; // never had an item
         continue;
       }
-      const collections = collectionsFor(parseBucket(this.model, name)!.def, app);
-      const items = await this.db.any<Item>(pageSql(this.model, { bucketName: name, index, position: pos, watermark: w, limit: budget, collections, app }));
+      const def = parseBucket(this.model, name)!.def;
+      const collections = collectionsFor(def, app);
+      const everyCollection = collections.length === def.collections.length;
+      const items = await this.db.any<Item>(pageSql(this.model, { bucketName: name, index, position: pos, watermark: w, limit: budget, collections, everyCollection, app }));
       for (const it of items) {
         let c = out.get(it.coll);
         if (!c) out.set(it.coll, (c = { rows: [], deleted: [] }));
