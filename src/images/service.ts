@@ -44,7 +44,6 @@ export interface ImageChange {
   collection: string;
   /** wire id */
   id: number | string;
-  rowKey: string;
   /** the row's live buckets (the rooms to tell) */
   buckets: string[];
   thumb: string;
@@ -144,10 +143,7 @@ export class MediaService {
     this.opts = deps.options;
     this.onChange = deps.onChange ?? (() => undefined);
     this.limit = pLimit(this.opts.concurrency);
-    const media = deps.model.media;
-    if (media && media.collection.key.length !== 1) {
-      throw new Error(`sync config media.collection: ${media.collection.name} has a composite key (${media.collection.key.map((k) => k.column).join(', ')}); images need a collection with a single-column key`);
-    }
+    const media = deps.model.media; // a single-column key: checked with the config
     this.collection = media?.collection;
     this.nameSql = media?.name;
   }
@@ -231,7 +227,7 @@ export class MediaService {
         // the row's media columns changed: its live items go out again, in this transaction
         return t.map(`UPDATE ${s(this.model, 'items')} SET tx = pg_current_xact_id() WHERE coll = $1 AND row_key = $2 AND NOT deleted RETURNING bucket`, [c.name, rowKey], (r: { bucket: string }) => r.bucket);
       });
-      this.onChange({ collection: c.name, id, rowKey, buckets, thumb: await this.url(variants.thumb!.key) });
+      this.onChange({ collection: c.name, id, buckets, thumb: await this.url(variants.thumb!.key) });
       return { collection: c.name, id, key: prefix, width: img.width, height: img.height, placeholder: img.placeholder, variants, unchanged: false };
     });
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { reservedEventNames } from '../protocol/events.js';
 import type { MutationHandler } from './mutations.js';
 
 /**
@@ -299,9 +300,12 @@ export function checkShape(config: unknown): CheckedConfig {
     for (const role of h.roles) if (!Object.hasOwn(c.roles, role)) problems.push(`mutations.${type}.roles: no role "${role}"`);
   }
   for (const [event, e] of Object.entries(c.events ?? {})) {
+    if (reservedEventNames.includes(event)) problems.push(`events.${event}: the name is taken by the push channel; choose another`);
     if (!collectionNames.has(e.collection)) problems.push(`events.${event}.collection: no collection "${e.collection}"`);
   }
   if (c.media && !collectionNames.has(c.media.collection)) problems.push(`media.collection: no collection "${c.media.collection}"`);
+  const mediaKey = c.media && c.collections[c.media.collection]?.key;
+  if (Array.isArray(mediaKey) && mediaKey.length > 1) problems.push(`media.collection: ${c.media!.collection} has a composite key; images need a collection with a single-column key`);
   if (problems.length > 0) throw new SyncConfigError(problems);
   return c;
 }

@@ -209,20 +209,20 @@ export function wireSql(expr: string, type: WireType): string {
 
 const MEDIA_SQL = { key: 'im.key', width: 'im.width', height: 'im.height', placeholder: 'im.placeholder' } as const;
 
-/** The SQL of one configured column (source over alias r). */
-export function columnSql(spec: ColumnSpec, name: string): { sql: string; type: WireType } {
-  if (typeof spec === 'string') return { sql: wireSql(`r.${pgp.as.name(name)}`, spec), type: spec };
-  if ('media' in spec) return { sql: MEDIA_SQL[spec.media], type: spec.media === 'key' || spec.media === 'placeholder' ? 'text' : 'int' };
-  if ('column' in spec) return { sql: wireSql(`r.${pgp.as.name(spec.column)}`, spec.type), type: spec.type };
-  return { sql: wireSql(spec.sql, spec.type), type: spec.type };
-}
-
 /** The raw expression a column reads (to probe its type), or undefined for media columns. */
 export function columnSource(spec: ColumnSpec, name: string): { expr: string; type: WireType } | undefined {
   if (typeof spec === 'string') return { expr: `r.${pgp.as.name(name)}`, type: spec };
   if ('media' in spec) return undefined;
   if ('column' in spec) return { expr: `r.${pgp.as.name(spec.column)}`, type: spec.type };
   return { expr: spec.sql, type: spec.type };
+}
+
+/** The SQL of one configured column: its source as its wire type (media columns from im). */
+export function columnSql(spec: ColumnSpec, name: string): { sql: string; type: WireType } {
+  const src = columnSource(spec, name);
+  if (src) return { sql: wireSql(src.expr, src.type), type: src.type };
+  const media = (spec as { media: keyof typeof MEDIA_SQL }).media;
+  return { sql: MEDIA_SQL[media], type: media === 'key' || media === 'placeholder' ? 'text' : 'int' };
 }
 
 /**

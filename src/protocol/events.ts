@@ -24,8 +24,11 @@ export interface ServerToClientEvents {
   'session:expired': (e: { at: number }) => void;
 }
 
-/** The names config events may not take. */
-export const builtInEvents: readonly (keyof ServerToClientEvents)[] = ['sync:poke', 'catalog:image', 'session:expired'];
+/** The names config events may not take: the built-in events, and those Socket.IO keeps for itself. */
+export const reservedEventNames: readonly string[] = [
+  'sync:poke', 'catalog:image', 'session:expired',
+  'connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener',
+] satisfies readonly (keyof ServerToClientEvents | string)[];
 
 /** One config event's fields (events.<name>.fields), by field name. */
 export type ConfigEventPayload = Record<string, unknown>;

@@ -2,7 +2,8 @@ import type { Redis } from 'ioredis';
 import { pgp, type Db } from '../db/pg.js';
 import { keyMatch, s, type Collection, type Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
-import { builtInEvents, userRoom, type BatchEventPayload, type ConfigEventPayload } from '../protocol/events.js';
+import type { ImageChange } from '../images/service.js';
+import { userRoom, type BatchEventPayload, type ConfigEventPayload } from '../protocol/events.js';
 import type { BucketSets } from '../sync/bucket-set.js';
 import type { Advance, Heads } from '../sync/heads.js';
 import { principalOf, type Io, type RtSocket } from './channel.js';
@@ -29,21 +30,8 @@ export interface NotifierDeps {
   options: NotifierOptions;
 }
 
-/** A row's new image (MediaService's onChange). */
-export interface ImageAnnouncement {
-  collection: string;
-  /** wire id */
-  id: number | string;
-  /** the row's live buckets */
-  buckets: string[];
-  thumb: string;
-}
-
 /** Rows one advance reads per config event at most; a bigger burst is left to the pokes. */
 const MAX_EVENT_ROWS = 5000;
-
-/** Names Socket.IO keeps for itself (emitting one throws). */
-const RESERVED = new Set(['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener']);
 
 interface ConfigEvent {
   name: string;
@@ -128,10 +116,9 @@ export class Notifier {
     this.watermark = this.heads.watermark;
     const { windowMs } = this.opts;
     this.pokes = new Coalescer<bigint>(windowMs, (due) => void this.firePokes(due).catch((err: unknown) => this.log.warn({ err }, 'push channel: poke failed')), (a, b) => (b > a ? b : a));
+    // names and collections were checked with the config (src/model/config.ts)
     for (const [name, e] of Object.entries(this.model.events)) {
-      if ((builtInEvents as readonly string[]).includes(name) || RESERVED.has(name)) throw new Error(`sync config events.${name}: the name is taken by the push channel; choose another`);
-      const collection = this.model.collections.get(e.collection);
-      if (!collection) throw new Error(`sync config events.${name}: no collection "${e.collection}"`);
+      const collection = this.model.collections.get(e.collection)!;
       this.events.push({ name, collection, mode: e.mode, sql: eventSql(this.model, collection, e.fields) });
       if (e.mode === 'batch') {
         const fire = (due: Map<string, Map<string, ConfigEventPayload>>) => void this.fireBatch(name, due).catch((err: unknown) => this.log.warn({ err, event: name }, 'push channel: event failed'));
@@ -156,7 +143,7 @@ export class Notifier {
    * A row's new image, to the rooms of its live buckets (sent by the uploading process
    * only: no lease). A row in no bucket is seen by nobody: nothing is sent.
    */
-  announceImage(a: ImageAnnouncement): void {
+  announceImage(a: ImageChange): void {
     // an empty room list would broadcast to every socket
     if (a.buckets.length === 0) return;
     this.io.to(a.buckets).emit('catalog:image', { collection: a.collection, id: a.id, thumb: a.thumb });
@@ -280,7 +267,7 @@ export class Notifier {
   /** Brings a socket's rooms to its current bucket set; the buckets added and removed. */
   private async moveRooms(socket: RtSocket): Promise<string[]> {
     const p = principalOf(socket.data);
-    const next = this.sets.peek(p) ?? (await this.sets.get(p));
+    const next = await this.sets.get(p);
     const before = new Set(socket.data.buckets);
     const after = new Set(next);
     const added = next.filter((b) => !before.has(b));

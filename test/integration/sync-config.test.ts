@@ -84,6 +84,15 @@ test('references between sections are checked before the database is asked', (t)
     'collections.products.columns.id: "id" is reserved (b, id and v always go out)',
   ]);
   t.deepEqual(shape((c) => ({ ...c, collections: { ...c.collections, products: { ...c.collections.products!, columns: { sku: 'varchar' } } } })).length, 1);
+  t.deepEqual(shape((c) => ({ ...c, events: { ...c.events, disconnect: { collection: 'stock', mode: 'row', fields: { qty: 'r.qty' } } } })), [
+    'events.disconnect: the name is taken by the push channel; choose another',
+  ]);
+  t.deepEqual(shape((c) => ({ ...c, events: { 'sync:poke': { collection: 'stock', mode: 'batch', fields: { qty: 'r.qty' } } } })), [
+    'events.sync:poke: the name is taken by the push channel; choose another',
+  ]);
+  t.deepEqual(shape((c) => ({ ...c, collections: { ...c.collections, products: { ...c.collections.products!, key: ['id', 'sku'] } } })), [
+    'media.collection: products has a composite key; images need a collection with a single-column key',
+  ]);
   t.deepEqual(shape((c) => ({ ...c, token: { roleMap: { driver: 'warehouse' } } })), [
     'token.roleMap: role "driver" cannot be written in a token (its own name maps to "warehouse" and no name maps to it)',
   ]);
