@@ -10,7 +10,15 @@ export interface Principal {
   claims: Readonly<Record<string, string | number>>;
 }
 
-/** A stable text of a principal: cache keys of bucket sets and replies. */
+const keys = new WeakMap<Principal, string>();
+
+/**
+ * A stable text of a principal: cache keys of bucket sets and replies. Memoized per
+ * object: a verified token's principal is kept by Tokens, so a polling device's
+ * no-change pull builds it once, not on every request.
+ */
 export function principalKey(p: Principal): string {
-  return `${p.userId}|${p.role}|${JSON.stringify(p.claims)}`;
+  let key = keys.get(p);
+  if (key === undefined) keys.set(p, (key = `${p.userId}|${p.role}|${JSON.stringify(p.claims)}`));
+  return key;
 }

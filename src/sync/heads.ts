@@ -26,16 +26,21 @@ export interface HeadsEvents {
  * One pass over the items written since the last watermark (index items_tx) gives the
  * newest transaction per bucket and per collection ('@' + name). Meta rows ('#w'
  * watermark, '#x' next transaction id, '#e' epoch, '#age' seconds of the oldest open
- * write transaction) ride along.
+ * write transaction, at most once a second) ride along.
  */
-function headsSql(m: Model): string {
+function headsSql(m: Model, withAge: boolean): string {
+  // the oldest open transaction's age reads pg_stat_activity: for the lag metric, at most
+  // once a second, not on every scan (scans follow the watermark, up to every poll)
+  const age = withAge
+    ? `
+UNION ALL SELECT '#age', coalesce((SELECT floor(extract(epoch FROM clock_timestamp() - min(xact_start)))::bigint
+                                     FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()), 0)::text`
+    : '';
   return `WITH s AS (SELECT pg_current_snapshot() AS s),
   wm AS (SELECT pg_snapshot_xmin(s) AS w, pg_snapshot_xmax(s) AS x FROM s)
 SELECT '#w' AS b, (SELECT w FROM wm)::text AS tx
 UNION ALL SELECT '#x', (SELECT x FROM wm)::text
-UNION ALL SELECT '#e', (SELECT epoch FROM ${fs(m, 'state')})::text
-UNION ALL SELECT '#age', coalesce((SELECT floor(extract(epoch FROM clock_timestamp() - min(xact_start)))::bigint
-                                     FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()), 0)::text
+UNION ALL SELECT '#e', (SELECT epoch FROM ${fs(m, 'state')})::text${age}
 UNION ALL SELECT coalesce(i.bucket, '@' || i.coll), max(i.tx::text::bigint)::text
   FROM ${fs(m, 'items')} i WHERE i.tx >= $1::xid8 AND i.tx < (SELECT w FROM wm)
  GROUP BY GROUPING SETS ((i.bucket), (i.coll))
@@ -69,7 +74,8 @@ export class Heads extends EventEmitter<HeadsEvents> {
   /** bumped whenever the watermark, a head or the epoch moves (answers cached from memory are stale then) */
   version = 0;
 
-  private readonly sql: string;
+  private readonly sql: { withAge: string; plain: string };
+  private ageReadAt = 0;
 
   constructor(
     private readonly db: Db,
@@ -79,7 +85,7 @@ export class Heads extends EventEmitter<HeadsEvents> {
     private readonly minIntervalMs = 25,
   ) {
     super();
-    this.sql = headsSql(model);
+    this.sql = { withAge: headsSql(model, true), plain: headsSql(model, false) };
   }
 
   /** Every transaction below this has finished; pulls read below it. 0 before start. */
@@ -139,7 +145,10 @@ export class Heads extends EventEmitter<HeadsEvents> {
   }
 
   private async scan(): Promise<void> {
-    const rows = await this.db.task('bg:heads', (t) => t.any<{ b: string; tx: string }>(this.sql, [this.w.toString()]));
+    const withAge = performance.now() - this.ageReadAt >= 1000;
+    if (withAge) this.ageReadAt = performance.now();
+    const sql = withAge ? this.sql.withAge : this.sql.plain;
+    const rows = await this.db.task('bg:heads', (t) => t.any<{ b: string; tx: string }>(sql, [this.w.toString()]));
     let watermark = this.w;
     let next = 0n;
     let epoch = this.e;
