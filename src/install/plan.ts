@@ -213,8 +213,8 @@ END $fn$`;
 /** Every fieldsync trigger on any table, and every function in fieldsync's schema, with their hashes. */
 async function installedObjects(db: Q, schema: string): Promise<Existing[]> {
   const triggers = await db.any<{ schema: string; table: string; name: string; hash: string | null }>(
-    // ours: named fieldsync_*, calling a function of this install's schema (so two installs
-    // with different schemas in one database leave each other alone)
+    // ours: named fieldsync_*, calling a function of this install's schema (two installs
+    // with different schemas in one database, syncing different tables, leave each other alone)
     `SELECT n.nspname AS schema, c.relname AS table, t.tgname AS name, obj_description(t.oid, 'pg_trigger') AS hash
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_proc f ON f.oid = t.tgfoid JOIN pg_namespace fn ON fn.oid = f.pronamespace

@@ -195,3 +195,57 @@ test('the second ERP (schema erp, fieldsync schema fs_sync) installs and uninsta
     await tdb.drop();
   }
 });
+
+test('an install that fails half-way leaves nothing behind (one transaction)', async (t) => {
+  const tdb = await createTestDatabase({ install: false });
+  try {
+    const before = await schemaDump(tdb.url);
+    // an object in the way: the same function with another return type cannot be replaced
+    await tdb.db.none(`CREATE SCHEMA fieldsync; CREATE FUNCTION fieldsync.k_stock(r public.stock) RETURNS integer LANGUAGE sql AS 'SELECT 1'`);
+    const model = await loadModel(tdb.db, await loadConfigFile(undefined));
+    await t.throwsAsync(install(tdb.db, model), { message: /cannot change return type/ });
+    await tdb.db.none('DROP SCHEMA fieldsync CASCADE');
+    t.is(await schemaDump(tdb.url), before, 'no table, function or trigger of the failed install remains');
+  } finally {
+    await tdb.drop();
+  }
+});
+
+test('a server refuses to start on a database that does not match its config, and says what to run', async (t) => {
+  const { loadConfig } = await import('../../src/config.js');
+  const { createLogger } = await import('../../src/observability/logger.js');
+  const { startServer } = await import('../../src/server.js');
+  const tdb = await createTestDatabase({ install: false });
+  try {
+    const config = loadConfig({ DATABASE_URL: tdb.url, JWT_SECRET: 'x'.repeat(32), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SEED_DEMO: '0' });
+    await t.throwsAsync(startServer(config, createLogger('silent')), { message: /fieldsync is not installed in this database: review `npm run sync:install -- --dry-run`/ });
+    const model = await loadModel(tdb.db, await loadConfigFile(undefined));
+    await install(tdb.db, model);
+    await tdb.db.none('DROP TRIGGER fieldsync_stock_update ON public.stock');
+    await t.throwsAsync(startServer(config, createLogger('silent')), { message: /the database does not match the sync config/ });
+  } finally {
+    await tdb.drop();
+  }
+});
+
+test('two installs in one database (two schemas, different tables) leave each other alone', async (t) => {
+  const fixture = await erpFixture('tsh');
+  const tdb = await createTestDatabase({ erp: fixture, install: false });
+  try {
+    const { applyDemoSchema } = await import('../../src/install/apply.js');
+    await applyDemoSchema(tdb.db);
+    const demo = await loadModel(tdb.db, await loadConfigFile(undefined));
+    const tsh = await loadModel(tdb.db, await loadConfigFile(fixture.configPath));
+    await install(tdb.db, demo);
+    await install(tdb.db, tsh);
+    t.is((await install(tdb.db, demo)).steps, 0, "the second install does not count the first's triggers as its own");
+    const triggers = () => count(tdb, `pg_trigger WHERE tgname LIKE 'fieldsync\\_%'`);
+    const both = await triggers();
+    await uninstall(tdb.db, tsh.schema);
+    t.true((await triggers()) < both);
+    t.is((await planInstall(tdb.db, demo)).steps.length, 0, "the demo's install is intact");
+    t.is(await count(tdb, `pg_namespace WHERE nspname = 'fs_sync'`), 0);
+  } finally {
+    await tdb.drop();
+  }
+});
