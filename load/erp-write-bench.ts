@@ -18,16 +18,19 @@
  * random seeded client and 5 distinct random products, at --concurrency connections for
  * --seconds (after a 1 s warm-up): transactions/s, p50 and p99 latency.
  *
- * Paired and repeated: each of --rounds rounds measures WITHOUT fieldsync (uninstall: its
- * triggers and its schema dropped; installed again afterwards) and WITH fieldsync
- * installed (capture triggers on), the order alternating per round. Printed: each round,
- * min / median / max of the with/without ratio, the machine's load before and after, and
- * for every run the share of pg_stat_activity samples (every 50 ms) of the benchmark's
- * active backends waiting on the NOTIFY queue (LWLock NotifyQueue/NotifySLRU, or the
- * heavyweight lock of type 'object' that PostgreSQL takes at commit for NOTIFY).
+ * Paired and repeated: each of --rounds rounds measures three ways, the order rotating per
+ * round: WITHOUT fieldsync (uninstall: its triggers and its schema dropped), with its
+ * capture TRIGGERS only (what the ERP's own transactions pay: a key per changed row into
+ * the outbox), and with the triggers AND the indexer running beside them in this process,
+ * polling every 10 ms as a fieldsync server does (what the database server pays in all, on
+ * the same cores; the outbox left behind at the end tells whether it kept up). Printed:
+ * each round, min / median / max of both ratios to WITHOUT, the machine's load before and
+ * after, and for every run the share of pg_stat_activity samples (every 50 ms) of the
+ * benchmark's active backends waiting on the NOTIFY queue (LWLock NotifyQueue/NotifySLRU,
+ * or the heavyweight lock of type 'object' that PostgreSQL takes at commit for NOTIFY).
  *
- * No fieldsync server runs: WITH measures what the triggers cost. The process stops by
- * itself (a watchdog ends it if a step hangs).
+ * No fieldsync server runs (the indexer is fieldsync's own class, run here). The process
+ * stops by itself (a watchdog ends it if a step hangs).
  *
  * The measuring core (`loadPicks`, `measureErpWrites`) is exported, so the same
  * transaction mix can be run against another schema version.
@@ -260,7 +263,7 @@ async function main(): Promise<void> {
   if (!['127.0.0.1', 'localhost', '[::1]'].includes(host)) throw new Error(`DATABASE_URL must point at 127.0.0.1 (got ${host}): this benchmark installs and uninstalls fieldsync`);
 
   // bounded in time: setup (seed, installs) plus every run, generously
-  const budgetS = 900 + rounds * 2 * (seconds + 1 + 180);
+  const budgetS = 900 + rounds * 3 * (seconds + 1 + 180);
   setTimeout(() => {
     console.error(`erp-write-bench: still running after ${budgetS} s, giving up`);
     process.exit(2);
@@ -273,6 +276,7 @@ async function main(): Promise<void> {
   const { seedDemo } = await import('../src/seed/load.js');
 
   const db = createDb({ url, poolMax: 2, applicationName: 'erp-write-bench-admin' });
+  const closers: (() => Promise<void>)[] = [];
   try {
     const { tables } = await db.one<{ tables: number }>(
       `SELECT count(*)::int AS tables FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -292,58 +296,91 @@ async function main(): Promise<void> {
     const picks = await loadPicks(url);
 
     const checkpoint = () => db.none('CHECKPOINT').catch(() => undefined); // superuser only; a checkpoint mid-run is noise
+    const { Indexer } = await import('../src/sync/indexer.js');
+    const { pino } = await import('pino');
+    const indexerDb = createDb({ url, poolMax: 2, applicationName: 'erp-write-bench-indexer' });
+    closers.push(() => indexerDb.$pool.end());
+    const indexer = new Indexer(indexerDb, model, pino({ level: 'silent' }));
     const measure = async (label: string) => {
       await db.none('VACUUM ANALYZE orders, order_lines');
       await checkpoint();
       return measureErpWrites(url, picks, { label, concurrency, seconds, perLine: values['per-line'] });
     };
+    type Mode = 'without' | 'triggers' | 'indexing';
+    const modes: Mode[] = ['without', 'triggers', 'indexing'];
     const runs: ErpWriteResult[] = [];
-    const table: { round: number; order: string; without: ErpWriteResult; with: ErpWriteResult; ratio: number }[] = [];
+    const table: { round: number; order: string; r: Record<Mode, ErpWriteResult>; backlog: number }[] = [];
+    let installed = true;
     for (let round = 1; round <= rounds; round++) {
-      const withoutFirst = round % 2 === 1;
-      let w: ErpWriteResult | undefined;
-      let wo: ErpWriteResult | undefined;
-      for (const attached of withoutFirst ? [false, true] : [true, false]) {
-        if (attached) {
-          w = await measure(`round ${round}, with fieldsync`);
-          runs.push(w);
-        } else {
+      // the order rotates per round, so no mode always runs first or on a warmer cache
+      const order = modes.map((_, i) => modes[(i + round - 1) % modes.length]!);
+      const r = {} as Record<Mode, ErpWriteResult>;
+      let backlog = 0;
+      for (const mode of order) {
+        if (mode === 'without' && installed) {
           await uninstall(db, model.schema);
           const { n } = await db.one<{ n: number }>(`SELECT count(*)::int AS n FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'fieldsync\\_%'`);
           if (n > 0) throw new Error(`uninstall left ${n} fieldsync triggers`);
-          wo = await measure(`round ${round}, without fieldsync`);
-          runs.push(wo);
+          installed = false;
+        } else if (mode !== 'without' && !installed) {
           await install(db, model);
+          installed = true;
         }
+        if (mode === 'without') r.without = await measure(`round ${round}, without fieldsync`);
+        if (mode === 'triggers') {
+          await indexer.flush();
+          r.triggers = await measure(`round ${round}, with fieldsync's triggers`);
+        }
+        if (mode === 'indexing') {
+          // what a fieldsync server beside the ERP does: poll, and index what committed
+          await indexer.flush();
+          let polling = true;
+          const poller = (async () => {
+            while (polling) {
+              await indexer.flush();
+              await sleep(10);
+            }
+          })();
+          r.indexing = await measure(`round ${round}, with triggers and the indexer`);
+          polling = false;
+          await poller;
+          backlog = (await db.one<{ n: number }>(`SELECT count(*)::int AS n FROM ${model.schema}.changes`)).n;
+          await indexer.flush();
+        }
+        runs.push(r[mode]);
       }
-      table.push({ round, order: withoutFirst ? 'without, with' : 'with, without', without: wo!, with: w!, ratio: w!.perSec / wo!.perSec });
-      console.log(`round ${round}: without ${wo!.perSec.toFixed(0)} tx/s, with ${w!.perSec.toFixed(0)} tx/s, ratio ${(w!.perSec / wo!.perSec).toFixed(3)}`);
+      table.push({ round, order: order.join(', '), r, backlog });
+      console.log(
+        `round ${round}: without ${r.without.perSec.toFixed(0)} tx/s, triggers ${r.triggers.perSec.toFixed(0)} (${(r.triggers.perSec / r.without.perSec).toFixed(3)}), ` +
+          `triggers + indexer ${r.indexing.perSec.toFixed(0)} (${(r.indexing.perSec / r.without.perSec).toFixed(3)})`,
+      );
     }
+    if (!installed) await install(db, model);
     const { orders } = await db.one<{ orders: number }>('SELECT count(*)::int AS orders FROM orders');
     const loadAfter = loadLine();
 
     console.log(`\nEach run: ${concurrency} connections, ${seconds} s (after 1 s warm-up); INSERT orders + 5 order_lines per transaction.`);
     printRuns(runs);
-    console.log('\n| round | order | without: tx/s | p50 / p99 ms | with: tx/s | p50 / p99 ms | with / without |');
-    console.log('|---:|---|---:|---|---:|---|---:|');
-    for (const r of table) {
+    console.log('\n| round | order | without: tx/s | with triggers: tx/s | ratio | with triggers + indexer: tx/s | ratio | outbox left after the indexer run |');
+    console.log('|---:|---|---:|---:|---:|---:|---:|---:|');
+    for (const x of table) {
       console.log(
-        `| ${r.round} | ${r.order} | ${r.without.perSec.toFixed(0)} | ${r.without.p50.toFixed(2)} / ${r.without.p99.toFixed(2)} | ` +
-          `${r.with.perSec.toFixed(0)} | ${r.with.p50.toFixed(2)} / ${r.with.p99.toFixed(2)} | ${r.ratio.toFixed(3)} |`,
+        `| ${x.round} | ${x.order} | ${x.r.without.perSec.toFixed(0)} | ${x.r.triggers.perSec.toFixed(0)} | ${(x.r.triggers.perSec / x.r.without.perSec).toFixed(3)} | ` +
+          `${x.r.indexing.perSec.toFixed(0)} | ${(x.r.indexing.perSec / x.r.without.perSec).toFixed(3)} | ${x.backlog} |`,
       );
     }
-    const ratios = table.map((r) => r.ratio);
-    const withRuns = runs.filter((r) => r.label.includes('with fieldsync'));
-    console.log(
-      `\nwith / without fieldsync: min ${Math.min(...ratios).toFixed(3)}, median ${median(ratios).toFixed(3)}, max ${Math.max(...ratios).toFixed(3)} ` +
-        `(goal >= 0.9); ${orders} orders in the database at the end`,
-    );
+    const stats = (xs: number[]) => `min ${Math.min(...xs).toFixed(3)}, median ${median(xs).toFixed(3)}, max ${Math.max(...xs).toFixed(3)}`;
+    console.log(`\nwhat the ERP's transactions pay (triggers / without): ${stats(table.map((x) => x.r.triggers.perSec / x.r.without.perSec))} (goal >= 0.9)`);
+    console.log(`with the indexer running beside them on the same machine (triggers + indexer / without): ${stats(table.map((x) => x.r.indexing.perSec / x.r.without.perSec))}`);
+    console.log(`${orders} orders in the database at the end`);
+    const withRuns = runs.filter((r) => !r.label.includes('without'));
     console.log(
       `with fieldsync: ${(median(withRuns.map((r) => r.notifyShare)) * 100).toFixed(1)}% (median of runs) of active backends' samples waiting on the NOTIFY queue ` +
         `(LWLock NotifyQueue/NotifySLRU or lock type 'object'); any heavyweight lock: ${(median(withRuns.map((r) => r.lockShare)) * 100).toFixed(1)}%`,
     );
     console.log(`before: ${loadBefore}\nafter:  ${loadAfter}`);
   } finally {
+    for (const close of closers) await close();
     await db.$pool.end();
   }
 }

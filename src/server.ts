@@ -36,6 +36,7 @@ import { CursorCodec } from './protocol/cursor.js';
 import { BucketSets } from './sync/bucket-set.js';
 import { ChecksumCache } from './sync/checksum-cache.js';
 import { Heads } from './sync/heads.js';
+import { Indexer } from './sync/indexer.js';
 import { schedulePrune } from './sync/prune.js';
 import { PullService } from './sync/pull.js';
 import { SnapshotService } from './cache/snapshots.js';
@@ -48,6 +49,7 @@ export interface RunningServer {
   url: string;
   db: Db;
   doorbell: Doorbell;
+  indexer: Indexer;
   heads: Heads;
   metrics: Metrics;
   io: Io;
@@ -170,12 +172,19 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const users = new UsersRepo(db, model.schema);
     const login = new LoginService(users, tokens, config.login);
 
+    // what the outbox holds (a seed, ERP writes while no server ran) is indexed before serving
+    const indexer = new Indexer(db, model, log);
+    await indexer.flush();
+    life.onStop('indexer', () => indexer.stop());
     const heads = new Heads(db, model, log);
     await heads.start();
     life.onStop('heads', () => heads.stop());
+    const refreshHeads = () => void heads.refresh().catch((err: unknown) => log.warn({ err }, 'heads refresh failed'));
+    indexer.on('indexed', refreshHeads);
     const metrics = new Metrics({ dbQueries: () => allQueriesSent(db), lag: () => heads.lag });
-    const doorbell = new Doorbell(db, { pollMs: config.doorbell.pollMs, log, behind: () => heads.watermark });
-    doorbell.on('watermark', () => void heads.refresh().catch((err: unknown) => log.warn({ err }, 'heads refresh failed')));
+    const doorbell = new Doorbell(db, model, { pollMs: config.doorbell.pollMs, log, behind: () => heads.watermark });
+    doorbell.on('watermark', refreshHeads);
+    doorbell.on('pending', () => void indexer.flush().catch((err: unknown) => log.warn({ err }, 'indexing failed (the changes stay in the outbox and are retried)')));
     await doorbell.start();
     life.onStop('doorbell', () => doorbell.stop());
     life.onStop('prune', schedulePrune(db, model, config.sync.retentionDays, config.sync.pruneIntervalMs, log));
@@ -216,10 +225,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       metrics,
       snapshots,
       drift.state,
+      indexer,
     );
 
     let announceImage: (c: ImageChange) => void = () => undefined;
-    const { storage, media, stop: stopMedia } = await createMediaStack({ config, db, model, log, onChange: (c) => announceImage(c) });
+    const { storage, media, stop: stopMedia } = await createMediaStack({ config, db, model, log, indexer, onChange: (c) => announceImage(c) });
     life.onStop('media storage', stopMedia);
     if (seeded) {
       const { attachDemoImages } = await import('./images/demo.js');
@@ -231,7 +241,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
     const audit = new AuditLog(db, model, log);
     life.onStop('audit log', () => audit.stop());
-    const push = new PushService(db, model, audit, metrics);
+    const push = new PushService(db, model, audit, metrics, indexer);
 
     const app = createApp({
       model,
@@ -239,7 +249,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       tokens,
       metrics,
       early: [fastPull(pulls, tokens, { ...config.sync, bodyLimitBytes: config.http.bodyLimitBytes })],
-      routes: [...systemRoutes(db, metrics, storage, drift.state), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push),
+      routes: [...systemRoutes(db, metrics, storage, drift.state, () => heads.lag), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push),
         ...mediaRoutes({ model, media, storage, heads, maxBytes: config.media.maxBytes })],
       bodyLimitBytes: config.http.bodyLimitBytes,
       trustProxy: config.http.trustProxy,
@@ -291,7 +301,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       for (const b of firstRole.buckets) if (b.bucket.snapshot && !b.bucket.keyed) void snapshots.offer(b.bucket.name, warmApp).catch(() => undefined);
     }
 
-    return { url: serverUrl, db, doorbell, heads, metrics, io, media, snapshots, tokens, model, drift, embedded, stop: () => life.stop() };
+    return { url: serverUrl, db, doorbell, indexer, heads, metrics, io, media, snapshots, tokens, model, drift, embedded, stop: () => life.stop() };
   } catch (err) {
     await life.stop();
     throw err;

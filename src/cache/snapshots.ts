@@ -4,7 +4,7 @@ import { brotliCompress, constants as zlib, gzip } from 'node:zlib';
 import pgPromise from 'pg-promise';
 import type { Db } from '../db/pg.js';
 import { within } from '../lib/within.js';
-import { parseBucket, wireColumns, type App, type Model } from '../model/model.js';
+import { parseBucket, s, wireColumns, type App, type Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { rowHash } from '../sync/checksum.js';
@@ -166,7 +166,8 @@ export class SnapshotService {
     const parsed = parseBucket(this.model, bucket)!;
     const ttl = this.opts.maxAgeMs * 2 + this.opts.graceMs;
     return this.db.tx({ tag: 'bg:snapshot', mode: readOnlySnapshot }, async (t) => {
-      const { w } = await t.one<{ w: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS w');
+      // the watermark of this snapshot: batches commit in number order, so it holds every one below
+      const { w } = await t.one<{ w: string }>(`SELECT (seq + 1)::text AS w FROM ${s(this.model, 'state')}`);
       const id = createHash('sha256').update(`${bucket}|${profile.name}|${w}|${Date.now()}`).digest('base64url').slice(0, 16);
       let page = 0;
       let rows = 0;

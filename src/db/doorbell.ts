@@ -1,10 +1,13 @@
 import { EventEmitter } from 'node:events';
+import { s, type Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
 import type { Db } from './pg.js';
 
 export interface DoorbellEvents {
-  /** the watermark moved: every transaction below it has finished */
+  /** the watermark moved: every indexing batch below it has committed */
   watermark: [bigint];
+  /** the outbox holds committed changes not indexed yet */
+  pending: [];
 }
 
 export interface DoorbellOptions {
@@ -13,14 +16,16 @@ export interface DoorbellOptions {
   /**
    * Where the consumer is (the heads' watermark): the doorbell rings again while the
    * database is ahead of it, so a failed refresh is retried at the next poll instead of
-   * waiting for another transaction to move the watermark.
+   * waiting for another batch to move the watermark.
    */
   behind?: () => bigint;
 }
 
 /**
- * The change doorbell: polls the watermark (pg_snapshot_xmin of the current snapshot, a
- * statement that reads no table) every pollMs, and rings when it moved.
+ * The change doorbell: every pollMs, one statement reads the last batch number and
+ * whether the outbox holds anything committed. It rings `pending` for the indexer (a batch
+ * of another process may take it first: that is fine) and `watermark` when a batch
+ * committed, in this process or another.
  *
  * Why polling and not LISTEN/NOTIFY: a NOTIFY from the capture triggers made every
  * writing transaction take PostgreSQL's notification queue lock at commit, which
@@ -32,12 +37,15 @@ export class Doorbell extends EventEmitter<DoorbellEvents> {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private last: bigint | undefined;
+  private readonly sql: string;
 
   constructor(
     private readonly db: Db,
+    model: Pick<Model, 'schema'>,
     private readonly opts: DoorbellOptions,
   ) {
     super();
+    this.sql = `SELECT (seq + 1)::text AS w, EXISTS (SELECT 1 FROM ${s(model, 'changes')}) AS pending FROM ${s(model, 'state')}`;
   }
 
   /** The last watermark seen (undefined before the first poll). */
@@ -62,8 +70,9 @@ export class Doorbell extends EventEmitter<DoorbellEvents> {
 
   private async poll(): Promise<void> {
     try {
-      const { w } = await this.db.task('bg:watermark', (t) => t.one<{ w: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS w'));
+      const { w, pending } = await this.db.task('bg:watermark', (t) => t.one<{ w: string; pending: boolean }>(this.sql));
       const next = BigInt(w);
+      if (pending) this.emit('pending');
       const lagging = this.opts.behind !== undefined && next > this.opts.behind();
       if (this.last === undefined || next > this.last || lagging) {
         this.last = next;

@@ -25,7 +25,7 @@ function alive(pid: number): boolean {
  * the same pg-promise code runs unchanged. PGlite has one backend: the socket server
  * queues statements and keeps a transaction's statements together, so several pool
  * connections work, one statement at a time. LISTEN/NOTIFY does not cross those
- * connections: the doorbell polls the watermark instead.
+ * connections: the doorbell polls instead.
  *
  * A data directory must not be opened by two processes: a pid file guards it.
  */

@@ -44,7 +44,7 @@ export const pgp: IMain<Repos> = pgPromise<Repos>({
 });
 
 // Ids are bigint in the schema but stay far below 2^53: read them as numbers.
-// numeric (money) stays a string so no cent is lost; xid8 stays a string (compare as BigInt).
+// numeric (money) stays a string so no cent is lost.
 pgp.pg.types.setTypeParser(pgp.pg.types.builtins.INT8, (v: string) => Number.parseInt(v, 10));
 
 export interface DbOptions {

@@ -5,6 +5,7 @@ import { AppError } from '../errors.js';
 import { keyMatch, keyText, s, wireId, type Collection, type Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
 import type { Storage } from '../storage/s3.js';
+import type { Indexer } from '../sync/indexer.js';
 import { IMMUTABLE, PRESETS_VERSION } from './presets.js';
 import { processImage } from './process.js';
 
@@ -56,9 +57,10 @@ export interface ManifestItem {
   variants: Record<string, { url: string; type: string; bytes: number; sha256: string; width: number; height: number }>;
 }
 
-/** A position in the manifest: the last item served, in (tx, row key) order. */
+/** A position in the manifest: the last item served, in (batch, row key) order. */
 export interface ManifestPosition {
-  tx: string;
+  /** the indexing batch that published the image */
+  seq: string;
   rowKey: string;
 }
 
@@ -68,8 +70,10 @@ export interface MediaServiceDeps {
   storage: Storage;
   log: Logger;
   options: MediaOptions;
-  /** called after an image switch commits (the push channel's catalog:image) */
+  /** called after an image switch is visible to pull (the push channel's catalog:image) */
   onChange?: (change: ImageChange) => void;
+  /** the server's indexer: a switch waits for it, so onChange fires once pull has the row (the CLIs have none: the server indexes) */
+  indexer?: Pick<Indexer, 'flush'>;
 }
 
 const variantId = (name: string, ext: string) => (ext === 'webp' ? name : `${name}_${ext}`);
@@ -86,18 +90,18 @@ function rowSegment(rowKey: string): string {
 
 // --- the manifest cursor ---------------------------------------------------------------
 
-const MAX_XID8 = 2n ** 64n - 1n;
+const MAX_SEQ = 2n ** 63n - 1n;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** `<tx>.<row key as base64url>`: the position after the last item served. */
+/** `<batch>.<row key as base64url>`: the position after the last item served. */
 export function encodeManifestCursor(p: ManifestPosition): string {
-  return `${p.tx}.${Buffer.from(p.rowKey, 'utf8').toString('base64url')}`;
+  return `${p.seq}.${Buffer.from(p.rowKey, 'utf8').toString('base64url')}`;
 }
 
 /** The position a cursor names, or undefined when it is not one this server made. */
 export function decodeManifestCursor(cursor: string): ManifestPosition | undefined {
   const m = /^(0|[1-9][0-9]{0,19})\.([A-Za-z0-9_-]{0,1400})$/.exec(cursor);
-  if (!m || BigInt(m[1]!) > MAX_XID8) return undefined;
+  if (!m || BigInt(m[1]!) > MAX_SEQ) return undefined;
   const bytes = Buffer.from(m[2]!, 'base64url');
   if (bytes.toString('base64url') !== m[2]) return undefined; // not canonical: altered
   let rowKey: string;
@@ -106,7 +110,7 @@ export function decodeManifestCursor(cursor: string): ManifestPosition | undefin
   } catch {
     return undefined;
   }
-  return rowKey.includes('\u0000') ? undefined : { tx: m[1]!, rowKey };
+  return rowKey.includes('\u0000') ? undefined : { seq: m[1]!, rowKey };
 }
 
 // --- the service -----------------------------------------------------------------------
@@ -117,8 +121,8 @@ export function decodeManifestCursor(cursor: string): ManifestPosition | undefin
  * itself (never in the ERP's table); pull joins them into the row's media columns.
  *
  * The row switches to the new image only after every variant is stored; if a write fails,
- * whatever was written is removed and the old image stays. The switch re-stamps the row's
- * live items in the same transaction, so devices pull the row again with its new image.
+ * whatever was written is removed and the old image stays. The switch puts the row in the
+ * outbox in the same transaction, so devices pull the row again with its new image.
  * The same bytes again are a no-op (content-addressed keys). Image work runs with a
  * concurrency limit so uploads cannot starve sync requests of CPU.
  */
@@ -130,6 +134,7 @@ export class MediaService {
   private readonly log: Logger;
   private readonly opts: MediaOptions;
   private readonly onChange: (change: ImageChange) => void;
+  private readonly indexer: Pick<Indexer, 'flush'> | undefined;
   /** the media collection; undefined when the config keeps no images */
   readonly collection: Collection | undefined;
   /** SQL over r: what media:import matches file names against */
@@ -142,6 +147,7 @@ export class MediaService {
     this.log = deps.log;
     this.opts = deps.options;
     this.onChange = deps.onChange ?? (() => undefined);
+    this.indexer = deps.indexer;
     this.limit = pLimit(this.opts.concurrency);
     const media = deps.model.media; // a single-column key: checked with the config
     this.collection = media?.collection;
@@ -209,14 +215,15 @@ export class MediaService {
       for (const v of img.variants) {
         variants[variantId(v.name, v.ext)] = { key: `${prefix}/${v.name}.${v.ext}`, type: v.contentType, bytes: v.body.length, sha256: v.sha256, width: v.width, height: v.height };
       }
-      const buckets = await this.db.tx('image switch', async (t) => {
+      await this.db.tx('image switch', async (t) => {
         const old = await t.oneOrNone<{ key: string }>(`SELECT key FROM ${images} WHERE coll = $1 AND row_key = $2 FOR UPDATE`, [c.name, rowKey]);
+        // seq NULL: published (numbered) by the next indexing batch, which re-sends the row
         await t.none(
-          `INSERT INTO ${images} (coll, row_key, key, width, height, placeholder, variants, tx, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, pg_current_xact_id(), now())
+          `INSERT INTO ${images} (coll, row_key, key, width, height, placeholder, variants, seq, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, now())
            ON CONFLICT (coll, row_key) DO UPDATE
              SET key = EXCLUDED.key, width = EXCLUDED.width, height = EXCLUDED.height, placeholder = EXCLUDED.placeholder,
-                 variants = EXCLUDED.variants, tx = EXCLUDED.tx, updated_at = EXCLUDED.updated_at`,
+                 variants = EXCLUDED.variants, seq = NULL, updated_at = EXCLUDED.updated_at`,
           [c.name, rowKey, prefix, img.width, img.height, img.placeholder, variants],
         );
         const garbage = s(this.model, 'media_garbage');
@@ -224,9 +231,11 @@ export class MediaService {
           await t.none(`INSERT INTO ${garbage} (prefix, coll, row_key) VALUES ($1, $2, $3) ON CONFLICT (prefix) DO UPDATE SET replaced_at = now()`, [old.key, c.name, rowKey]);
         }
         await t.none(`DELETE FROM ${garbage} WHERE prefix = $1`, [prefix]); // an old image uploaded again
-        // the row's media columns changed: its live items go out again, in this transaction
-        return t.map(`UPDATE ${s(this.model, 'items')} SET tx = pg_current_xact_id() WHERE coll = $1 AND row_key = $2 AND NOT deleted RETURNING bucket`, [c.name, rowKey], (r: { bucket: string }) => r.bucket);
+        // the row's media columns changed: it goes out again, like any changed row
+        await t.none(`INSERT INTO ${s(this.model, 'changes')} (coll, row_key) VALUES ($1, $2)`, [c.name, rowKey]);
       });
+      await this.indexer?.flush();
+      const buckets = await this.db.map(`SELECT bucket FROM ${s(this.model, 'items')} WHERE coll = $1 AND row_key = $2 AND NOT deleted`, [c.name, rowKey], (r: { bucket: string }) => r.bucket);
       this.onChange({ collection: c.name, id, buckets, thumb: await this.url(variants.thumb!.key) });
       return { collection: c.name, id, key: prefix, width: img.width, height: img.height, placeholder: img.placeholder, variants, unchanged: false };
     });
@@ -240,18 +249,18 @@ export class MediaService {
   }
 
   /**
-   * The offline prefetch manifest: images changed after `after`, in (tx, row key) order,
-   * below `below` (the heads' watermark: every transaction under it has finished, so no
-   * image switch that commits later can land behind a served position).
+   * The offline prefetch manifest: images changed after `after`, in (batch, row key) order,
+   * below `below` (the heads' watermark: every batch under it has committed, and later
+   * batches get higher numbers, so no image published later can land behind a served position).
    */
   async manifest(q: { after: ManifestPosition | undefined; limit: number; below: bigint }): Promise<{ items: ManifestItem[]; cursor: string; hasMore: boolean }> {
     const c = this.target();
-    const after = q.after ?? { tx: '0', rowKey: '' };
-    const rows = await this.db.any<{ row_key: string; tx: string; placeholder: string; variants: Record<string, StoredVariant> }>(
-      `SELECT row_key, tx::text AS tx, placeholder, variants FROM ${s(this.model, 'images')}
-        WHERE coll = $1 AND (tx, row_key) > ($2::xid8, $3) AND tx < $4::xid8
-        ORDER BY images.tx, row_key LIMIT $5`,
-      [c.name, after.tx, after.rowKey, q.below.toString(), q.limit],
+    const after = q.after ?? { seq: '0', rowKey: '' };
+    const rows = await this.db.any<{ row_key: string; seq: string; placeholder: string; variants: Record<string, StoredVariant> }>(
+      `SELECT row_key, seq::text AS seq, placeholder, variants FROM ${s(this.model, 'images')}
+        WHERE coll = $1 AND (seq, row_key) > ($2::bigint, $3) AND seq < $4::bigint
+        ORDER BY images.seq, row_key LIMIT $5`,
+      [c.name, after.seq, after.rowKey, q.below.toString(), q.limit],
     );
     const items = await Promise.all(
       rows.map(async (r) => ({
@@ -264,7 +273,7 @@ export class MediaService {
     );
     const last = rows.at(-1);
     // nothing new: keep the position (or, for a first call, start just below the watermark)
-    const next = last ? { tx: last.tx, rowKey: last.row_key } : (q.after ?? { tx: (q.below > 0n ? q.below - 1n : 0n).toString(), rowKey: '' });
+    const next = last ? { seq: last.seq, rowKey: last.row_key } : (q.after ?? { seq: (q.below > 0n ? q.below - 1n : 0n).toString(), rowKey: '' });
     return { items, cursor: encodeManifestCursor(next), hasMore: rows.length === q.limit };
   }
 

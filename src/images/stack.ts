@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/pg.js';
 import type { Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
+import type { Indexer } from '../sync/indexer.js';
 import { startEmbeddedS3 } from '../storage/embedded.js';
 import { Storage } from '../storage/s3.js';
 import { MediaService, type ImageChange } from './service.js';
@@ -12,8 +13,10 @@ export interface MediaStackDeps {
   db: Db;
   model: Model;
   log: Logger;
-  /** after an image switch commits (the push channel's catalog:image) */
+  /** after an image switch is visible to pull (the push channel's catalog:image) */
   onChange?: (change: ImageChange) => void;
+  /** the server's indexer (the CLIs have none) */
+  indexer?: Indexer;
 }
 
 /**
@@ -21,7 +24,7 @@ export interface MediaStackDeps {
  * s3rver under DATA_DIR/media. Shared by the server and the media CLIs. Throws at once
  * when the sync config's media collection cannot hold images (a composite key).
  */
-export async function createMediaStack({ config, db, model, log, onChange }: MediaStackDeps): Promise<{ storage: Storage; media: MediaService; stop(): Promise<void> }> {
+export async function createMediaStack({ config, db, model, log, onChange, indexer }: MediaStackDeps): Promise<{ storage: Storage; media: MediaService; stop(): Promise<void> }> {
   // libvips threads are process-wide: together with the upload concurrency they bound the
   // cores image work can take from sync requests
   sharp.concurrency(config.media.threads);
@@ -50,6 +53,7 @@ export async function createMediaStack({ config, db, model, log, onChange }: Med
         presignSeconds: config.media.presignSeconds,
       },
       ...(onChange && { onChange }),
+      ...(indexer && { indexer }),
     });
     return {
       storage,

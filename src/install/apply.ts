@@ -2,13 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import Postgrator from 'postgrator';
 import type { IBaseProtocol } from 'pg-promise';
+import { DEMO_SCHEMA_LOCK, INSTALL_LOCK } from '../db/locks.js';
 import { pgp, type Db } from '../db/pg.js';
 import { sqlPath } from '../db/sql.js';
 import type { Model } from '../model/model.js';
 import { planInstall, planText, planUninstall, type InstallPlan, type PlanStep } from './plan.js';
 
-/** Arbitrary constant: the advisory lock that serializes installs across processes. */
-const INSTALL_LOCK = 0x66_73_79_6e; // 'fsyn'
 
 type Q = IBaseProtocol<unknown>;
 
@@ -45,7 +44,7 @@ export async function install(db: Db, m: Model): Promise<InstallReport> {
     const applied = await postgrator(t, m.schema).migrate();
     await t.none('SET LOCAL search_path TO DEFAULT');
     const plan = await planInstall(t, m);
-    for (const step of plan.steps) await t.none(step.sql);
+    for (const step of plan.steps) await t.any(step.sql);
     return { migrations: applied.map((a) => basename(a.filename)), steps: plan.steps.length, resetBuckets: plan.resetBuckets, hash: plan.hash };
   });
 }
@@ -96,7 +95,7 @@ export async function uninstall(db: Db, schema: string, opts: { dryRun?: boolean
  */
 export async function applyDemoSchema(db: Db): Promise<string[]> {
   return db.tx('demo:schema', async (t) => {
-    await t.one('SELECT pg_advisory_xact_lock($1)', [INSTALL_LOCK + 1]);
+    await t.one('SELECT pg_advisory_xact_lock($1)', [DEMO_SCHEMA_LOCK]);
     const applied = await new Postgrator({
       migrationPattern: sqlPath('demo/*'),
       driver: 'pg',

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { IBaseProtocol } from 'pg-promise';
+import { INDEX_LOCK } from '../db/locks.js';
 import { pgp } from '../db/pg.js';
-import { bucketsExpr, keyText, s, type Collection, type Membership, type Model } from '../model/model.js';
+import { bucketsExpr, ident, keyText, s, type Collection, type Membership, type Model } from '../model/model.js';
 
 /**
  * What `npm run sync:install` runs, computed from the compiled config and what the
@@ -9,18 +10,19 @@ import { bucketsExpr, keyText, s, type Collection, type Membership, type Model }
  * is in its own schema:
  *
  *   k_<c>(r)   SQL function (BEGIN ATOMIC): the row's key as text
- *   b_<c>(r)   SQL function (BEGIN ATOMIC): the buckets the row is in
+ *   b_<c>(r)   SQL function (BEGIN ATOMIC): the buckets the row is in (read by the indexer)
  *   v_<c>(r)   SQL function (BEGIN ATOMIC): the synced values, to skip no-op updates
  *   pk_<c>_<child>(r)  the parent's key from a child row
- *   ti_/tu_/td_<c>()   the capture trigger functions (statement level, transition tables)
- *   tc_<c>_<child>()   re-stamps the parents of changed child rows
- *   tt_<c>_<child>()   re-stamps every parent when the child table is truncated
+ *   ti_/tu_/td_<c>()   the capture trigger functions (statement level, transition tables):
+ *                      append the changed rows' keys to the outbox (`changes`)
+ *   tc_<c>_<child>()   append the parents of changed child rows
+ *   tt_<c>_<child>()   append "every parent" when the child table is truncated
  *   dep_<schema>_<table>()  marks a change of a table the parameter queries read
  *
  * The key and bucket functions are SQL-standard bodies, so PostgreSQL records which ERP
  * columns they read: dropping such a column fails with a message naming the fieldsync
  * function (instead of the ERP's writes failing later), a rename is followed, and the
- * functions are inlined into the triggers. The trigger functions only call them.
+ * functions are inlined where they are called.
  *
  * Every object carries the hash of its definition in its comment; install creates what is
  * missing, replaces what changed and drops what is no longer configured, nothing else.
@@ -67,12 +69,6 @@ interface Existing {
 
 const TAG = 'fieldsync:';
 
-/** An identifier of at most 63 bytes: long names get a hash suffix. */
-function ident(...parts: string[]): string {
-  const name = parts.join('_');
-  return name.length <= 63 ? name : `${name.slice(0, 50)}_${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
-}
-
 const hashOf = (text: string) => createHash('sha256').update(text).digest('base64url').slice(0, 16);
 
 /** The BEGIN ATOMIC functions and capture triggers of one collection. */
@@ -96,29 +92,25 @@ function collectionObjects(m: Model, c: Collection): Desired[] {
   const v = fs(ident('v', c.name));
   fn(v, `CREATE OR REPLACE FUNCTION ${v}(r ${c.table}) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE\n  BEGIN ATOMIC SELECT ROW(${c.sources.join(', ')})::text; END`);
 
-  const items = fs('items');
-  const upsert = `ON CONFLICT (coll, row_key, bucket) DO UPDATE SET tx = excluded.tx, deleted = excluded.deleted, deleted_at = excluded.deleted_at
-      WHERE items.tx IS DISTINCT FROM excluded.tx OR items.deleted IS DISTINCT FROM excluded.deleted`;
+  // The capture appends the changed rows' keys to the outbox (one heap row each, no index):
+  // what the ERP pays per write. The indexer computes buckets and writes items after commit.
+  const changes = fs('changes');
   const ti = fs(ident('ti', c.name));
   fn(ti, `CREATE OR REPLACE FUNCTION ${ti}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  INSERT INTO ${items} AS items (coll, row_key, bucket, tx, deleted, deleted_at)
-    SELECT DISTINCT ${coll}, ${k}(n), bk, pg_current_xact_id(), false, NULL::timestamptz
-      FROM new_rows n, unnest(${b}(n)) bk
-    ${upsert};
+  INSERT INTO ${changes} (coll, row_key) SELECT ${coll}, ${k}(n) FROM new_rows n;
   RETURN NULL;
 END $fn$`);
-  // A row whose synced values are unchanged is not re-sent (an ERP job rewriting identical rows);
-  // a (row, bucket) pair only before is a delete for that bucket, only after a new row.
+  // A row whose synced values and buckets are unchanged is not re-sent (an ERP job
+  // rewriting identical rows, a column fieldsync does not sync); a changed key is a delete
+  // of the old key and a new row.
   const tu = fs(ident('tu', c.name));
+  const seen = (rows: string) => `SELECT ${k}(x) AS k, ${v}(x) AS v, ${b}(x) AS b FROM ${rows} x`;
   fn(tu, `CREATE OR REPLACE FUNCTION ${tu}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  INSERT INTO ${items} AS items (coll, row_key, bucket, tx, deleted, deleted_at)
-    SELECT ${coll}, coalesce(n.k, o.k), coalesce(n.bk, o.bk), pg_current_xact_id(), n.k IS NULL, CASE WHEN n.k IS NULL THEN now() END
-      FROM (SELECT DISTINCT ${k}(x) AS k, bk, ${v}(x) AS t FROM old_rows x, unnest(${b}(x)) bk) o
-      FULL JOIN (SELECT DISTINCT ${k}(x) AS k, bk, ${v}(x) AS t FROM new_rows x, unnest(${b}(x)) bk) n ON n.k = o.k AND n.bk = o.bk
-     WHERE o.k IS NULL OR n.k IS NULL OR o.t IS DISTINCT FROM n.t
-    ${upsert};
+  INSERT INTO ${changes} (coll, row_key)
+    SELECT DISTINCT ${coll}, d.k FROM ((${seen('new_rows')} EXCEPT ALL ${seen('old_rows')})
+                                  UNION ALL (${seen('old_rows')} EXCEPT ALL ${seen('new_rows')})) d;
   RETURN NULL;
 END $fn$`);
   // a deleted row of the media collection takes its image along (files after the grace period)
@@ -131,10 +123,7 @@ END $fn$`);
   const td = fs(ident('td', c.name));
   fn(td, `CREATE OR REPLACE FUNCTION ${td}() RETURNS trigger LANGUAGE plpgsql${c.media ? ' SET enable_seqscan = off' : ''} AS $fn$
 BEGIN
-  INSERT INTO ${items} AS items (coll, row_key, bucket, tx, deleted, deleted_at)
-    SELECT DISTINCT ${coll}, ${k}(o), bk, pg_current_xact_id(), true, now()
-      FROM old_rows o, unnest(${b}(o)) bk
-    ${upsert};${images}
+  INSERT INTO ${changes} (coll, row_key) SELECT ${coll}, ${k}(o) FROM old_rows o;${images}
   RETURN NULL;
 END $fn$`);
 
@@ -149,24 +138,18 @@ END $fn$`);
     const fks = c.key.map((kc) => Object.keys(child.parent).find((fk) => child.parent[fk] === kc.column)!);
     const pk = fs(ident('pk', c.name, child.name));
     fn(pk, `CREATE OR REPLACE FUNCTION ${pk}(r ${child.table}) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE\n  BEGIN ATOMIC SELECT ${keyText(c, 'r', fks)}; END`);
-    const touch = (rows: string) =>
-      `UPDATE ${items} i SET tx = pg_current_xact_id()
-       WHERE i.coll = ${coll} AND NOT i.deleted AND i.tx <> pg_current_xact_id()
-         AND i.row_key = ANY (ARRAY(SELECT DISTINCT ${pk}(x) FROM ${rows} x))`;
-    // lines travel inside their parent: a changed line re-sends the parent (once per transaction)
-    // PL/pgSQL keeps a statement's plan for the session: planned while the items table was
-    // small it would stay a sequential scan (or a semi-join scanning the collection) as the
-    // table grows (measured: order inserts at a third of their speed after a few thousand
-    // orders). The keys go in as an array, an index condition on (coll, row_key), and the
-    // plan is pinned to the index.
+    // lines travel inside their parent: a changed line re-sends the parent (a line without
+    // a parent has nothing to re-send; NULL in the outbox means every row)
+    const parents = (rows: string) => `SELECT ${pk}(x) AS k FROM ${rows} x`;
     const tc = fs(ident('tc', c.name, child.name));
-    fn(tc, `CREATE OR REPLACE FUNCTION ${tc}() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+    fn(tc, `CREATE OR REPLACE FUNCTION ${tc}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  IF TG_OP IN ('INSERT', 'UPDATE') THEN
-    ${touch('new_rows')};
-  END IF;
-  IF TG_OP IN ('UPDATE', 'DELETE') THEN
-    ${touch('old_rows')};
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO ${changes} (coll, row_key) SELECT DISTINCT ${coll}, p.k FROM (${parents('new_rows')}) p WHERE p.k IS NOT NULL;
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO ${changes} (coll, row_key) SELECT DISTINCT ${coll}, p.k FROM (${parents('new_rows')} UNION ALL ${parents('old_rows')}) p WHERE p.k IS NOT NULL;
+  ELSE
+    INSERT INTO ${changes} (coll, row_key) SELECT DISTINCT ${coll}, p.k FROM (${parents('old_rows')}) p WHERE p.k IS NOT NULL;
   END IF;
   RETURN NULL;
 END $fn$`);
@@ -178,7 +161,7 @@ END $fn$`);
     const tt = fs(ident('tt', c.name, child.name));
     fn(tt, `CREATE OR REPLACE FUNCTION ${tt}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  UPDATE ${items} SET tx = pg_current_xact_id() WHERE coll = ${coll} AND NOT deleted AND tx <> pg_current_xact_id();
+  INSERT INTO ${changes} (coll, row_key) VALUES (${coll}, NULL);
   RETURN NULL;
 END $fn$`);
     on('TRUNCATE', '', tt, child.table, name('TRUNCATE'));
@@ -189,17 +172,15 @@ END $fn$`);
 /**
  * A table the parameter queries read that no collection syncs (the demo's salesmen: a
  * salesman moved to another warehouse changes his stock buckets). One statement trigger
- * stamps a marker item per writing transaction (one row per transaction: concurrent
- * writers never wait on each other), so the heads see the table change and cached bucket
- * sets and socket rooms are recomputed at once rather than when they expire. Old markers
- * are pruned.
+ * appends a marker to the outbox; the indexer turns it into a marker item per batch, so
+ * the heads see the table change and cached bucket sets and socket rooms are recomputed
+ * at once rather than when they expire. Old markers are pruned.
  */
 function dependencyObjects(m: Model, dep: Model['dependencyTables'][number]): Desired[] {
   const fn = s(m, ident('dep', dep.schema, dep.name));
   const createFn = `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  INSERT INTO ${s(m, 'items')} (coll, row_key, bucket, tx) VALUES (${pgp.as.text(dep.key)}, pg_current_xact_id()::text, '@dep', pg_current_xact_id())
-    ON CONFLICT (coll, row_key, bucket) DO NOTHING;
+  INSERT INTO ${s(m, 'changes')} (coll, row_key) VALUES (${pgp.as.text(dep.key)}, NULL);
   RETURN NULL;
 END $fn$`;
   const trig = ident('fieldsync', 'dep', dep.name);
@@ -270,7 +251,7 @@ export async function planInstall(db: Q, m: Model): Promise<InstallPlan> {
   }
 
   // bucket definitions: new ones are filled from the tables, changed ones rebuilt, and
-  // their devices start those buckets over (reset_tx); removed ones are emptied
+  // their devices start those buckets over (reset_seq); removed ones are emptied
   const installed = (await db.one<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [s(m, 'bucket_defs')])).t !== null;
   const defs = new Map(
     installed ? (await db.any<{ name: string; hash: string }>(`SELECT name, hash FROM ${s(m, 'bucket_defs')}`)).map((r) => [r.name, r.hash]) : [],
@@ -282,6 +263,10 @@ export async function planInstall(db: Q, m: Model): Promise<InstallPlan> {
   // lost writes meanwhile (the ERP recreated its table, or someone dropped a trigger): its
   // items cannot be trusted, so its bucket definitions are rebuilt like changed ones.
   const uncaptured = new Set(desired.filter((d) => d.kind === 'trigger' && !have.has(d.id)).map((d) => d.collection));
+  // Items written here are a batch of their own: under the indexer's lock (batches commit in
+  // number order), numbered by a new batch number, taken once before the first write.
+  const batch = `(SELECT seq FROM ${s(m, 'state')})`;
+  const itemSteps = steps.length;
   for (const def of m.buckets.values()) {
     const before = defs.get(def.name);
     const lost = before === def.hash ? def.collections.find((c) => uncaptured.has(c.name)) : undefined;
@@ -296,16 +281,16 @@ export async function planInstall(db: Q, m: Model): Promise<InstallPlan> {
     for (const c of def.collections) {
       steps.push({
         why: before === undefined ? `bucket definition ${def.name}: the rows ${c.name} already has` : '',
-        sql: `INSERT INTO ${items} (coll, row_key, bucket, tx)
-  SELECT DISTINCT ${pgp.as.text(c.name)}, ${keyText(c)}, bk, pg_current_xact_id() FROM ${c.table} r, unnest(${membershipArray(c, def.name)}) bk
-  ON CONFLICT (coll, row_key, bucket) DO UPDATE SET tx = excluded.tx, deleted = false, deleted_at = NULL`,
+        sql: `INSERT INTO ${items} (coll, row_key, bucket, seq)
+  SELECT DISTINCT ${pgp.as.text(c.name)}, ${keyText(c)}, bk, ${batch} FROM ${c.table} r, unnest(${membershipArray(c, def.name)}) bk
+  ON CONFLICT (coll, row_key, bucket) DO UPDATE SET seq = excluded.seq, deleted = false, deleted_at = NULL`,
       });
     }
     steps.push({
       why: '',
       sql: pgp.as.format(
-        `INSERT INTO ${s(m, 'bucket_defs')} (name, hash, reset_tx) VALUES ($1, $2, pg_current_xact_id())
-  ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, reset_tx = excluded.reset_tx, changed_at = now()`,
+        `INSERT INTO ${s(m, 'bucket_defs')} (name, hash, reset_seq) VALUES ($1, $2, ${batch})
+  ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, reset_seq = excluded.reset_seq, changed_at = now()`,
         [def.name, def.hash],
       ),
     });
@@ -315,6 +300,14 @@ export async function planInstall(db: Q, m: Model): Promise<InstallPlan> {
     resetBuckets.push(name);
     steps.push({ why: `bucket definition ${name} removed`, sql: `DELETE FROM ${items} WHERE ${byDef(name)}` });
     steps.push({ why: '', sql: pgp.as.format(`DELETE FROM ${s(m, 'bucket_defs')} WHERE name = $1`, [name]) });
+  }
+  if (steps.length > itemSteps) {
+    steps.splice(
+      itemSteps,
+      0,
+      { why: 'items are written as one indexing batch: under the indexer lock, with a new batch number', sql: `SELECT pg_advisory_xact_lock(${INDEX_LOCK})` },
+      { why: '', sql: `UPDATE ${s(m, 'state')} SET seq = seq + 1` },
+    );
   }
 
   const hash = hashOf(JSON.stringify([desired.map((d) => [d.name, d.table ?? '', d.hash]), [...m.buckets.values()].map((d) => [d.name, d.hash])]));

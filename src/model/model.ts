@@ -9,7 +9,7 @@ import type { MutationHandler } from './mutations.js';
  * live database, so key types and expression types are known here.
  *
  * SQL fragments use fixed aliases: `r` the source row, `p` its item in fieldsync's
- * items table (`p.row_key`, `p.tx`), `im` the media collection's image row.
+ * items table (`p.row_key`, `p.seq`), `im` the media collection's image row.
  */
 
 export type KeyType = 'int' | 'text' | 'uuid';
@@ -104,6 +104,17 @@ export interface Model {
 /** The dependency key of a table that is not synced (a pseudo-collection in items and heads). */
 export function dependencyKey(schema: string, name: string): string {
   return `@dep:${schema}.${name}`;
+}
+
+/** An identifier of at most 63 bytes (PostgreSQL's limit): long names get a hash suffix. */
+export function ident(...parts: string[]): string {
+  const name = parts.join('_');
+  return name.length <= 63 ? name : `${name.slice(0, 50)}_${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
+}
+
+/** The quoted name of an installed capture function of a collection: captureFn(m, 'k', 'orders') -> "fieldsync"."k_orders". */
+export function captureFn(m: Pick<Model, 'schema'>, ...parts: string[]): string {
+  return s(m, ident(...parts));
 }
 
 /** A quoted name in fieldsync's schema, e.g. s(m, 'items') -> "fieldsync"."items". */
@@ -232,7 +243,7 @@ export function columnSql(spec: ColumnSpec, name: string): { sql: string; type: 
 export function rowJson(c: Collection, wanted: readonly string[], bucketIndex: number): string {
   const set = new Set(wanted);
   const values = c.columns.filter((col) => set.has(col.name)).map((col) => col.sql);
-  return `json_build_array(${bucketIndex}, ${wireIdFromText(c, 'p.row_key')}, p.tx::text::bigint${values.map((v) => `, ${v}`).join('')})::text`;
+  return `json_build_array(${bucketIndex}, ${wireIdFromText(c, 'p.row_key')}, p.seq${values.map((v) => `, ${v}`).join('')})::text`;
 }
 
 /** SQL: the FROM part joining an item alias p to its source row r (and image im). */

@@ -1,3 +1,4 @@
+import type { Lag } from '../sync/heads.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
@@ -78,23 +79,23 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(sources: { dbQueries: () => number; lag: () => { transactions: number; seconds: number } }) {
+  constructor(sources: { dbQueries: () => number; lag: () => Lag }) {
     const { dbQueries, lag } = sources;
     collectDefaultMetrics({ register: this.registry, prefix: 'fieldsync_' });
     new Gauge({
-      name: 'fieldsync_watermark_lag_transactions',
-      help: 'Transactions assigned but not yet below the watermark (held back by open transactions)',
-      registers: [this.registry],
-      collect() {
-        this.set(lag().transactions);
-      },
-    });
-    new Gauge({
-      name: 'fieldsync_watermark_lag_seconds',
-      help: 'Age of the oldest open write transaction, which holds the watermark back (delays delivery, never loses it)',
+      name: 'fieldsync_oldest_write_transaction_seconds',
+      help: 'Age of the oldest open write transaction in the PostgreSQL cluster (0: none). Only its own rows wait for it; other commits are delivered at once',
       registers: [this.registry],
       collect() {
         this.set(lag().seconds);
+      },
+    });
+    new Gauge({
+      name: 'fieldsync_outbox_backlog',
+      help: 'Committed changes in the outbox the indexer has not taken yet (normally 0: it drains at every poll; growing: the indexer is behind or failing)',
+      registers: [this.registry],
+      collect() {
+        this.set(lag().backlog);
       },
     });
     new Counter({

@@ -6,23 +6,32 @@ import { z } from 'zod';
  *
  * Payload, format 2:
  *   { "f": 2, "e": <sync epoch>, "u": <user id>, "a": <app>, "p": <app hash>,
- *     "b": { "<bucket>": [<tx>, <collection>, <row key>] } }
+ *     "b": { "<bucket>": [<batch>, <collection>, <row key>] } }
  *
  * A bucket's items (rows and deletes of all its collections) are one stream ordered by
- * (transaction id, collection, row key); a position is the key of the last item
- * delivered from it. [W, null, null] means "everything below transaction W" (the bucket
- * is caught up to watermark W). A bucket absent from `b` starts from zero.
+ * (indexing batch, collection, row key); a position is the key of the last item
+ * delivered from it. [W, null, null] means "everything below batch W" (the bucket is
+ * caught up to watermark W). A bucket absent from `b` starts from zero. Batch numbers
+ * continue the transaction ids that positions held before the outbox (migration 002), so
+ * cursors issued before that upgrade keep their meaning.
  *
  * Worked example: {"catalog": ["918", "products", "1200"], "prices:2": ["925", null, null]}:
- * catalog was cut mid-page after product 1200 of transaction 918; prices:2 holds
- * everything below 925.
+ * catalog was cut mid-page after product 1200 of batch 918; prices:2 holds everything
+ * below 925.
  *
  * The cursor is bound to its user, app and app hash; the server checks all three. A
  * cursor of an older format is answered 410 (start over), never misread.
  */
 export const CURSOR_FORMAT = 2;
 
-export type Position = readonly [tx: string, collection: string | null, key: string | null];
+/**
+ * [batch, collection, row key]; caught up: [W, null, null], or [W, null, null, 1] when the
+ * page that caught up was read while a batch the heads had not seen yet was moving items of
+ * the bucket: the device holds everything below W, but a checksum cached at the bucket's
+ * current head may count an item that moved (the device gets it with the next pull), so
+ * none is sent from this position.
+ */
+export type Position = readonly [seq: string, collection: string | null, key: string | null] | readonly [seq: string, collection: null, key: null, unverified: 1];
 
 export interface CursorPayload {
   /** sync epoch: bumped by a migration that makes old cursors meaningless */
@@ -33,9 +42,12 @@ export interface CursorPayload {
   buckets: Record<string, Position>;
 }
 
-const position = z
-  .tuple([z.string().regex(/^\d{1,20}$/), z.string().max(64).nullable(), z.string().max(512).nullable()])
-  .refine(([, coll, key]) => (coll === null) === (key === null), 'collection and key go together');
+const seq = z.string().regex(/^\d{1,19}$/).refine((n) => BigInt(n) < 2n ** 63n);
+const position = z.union([
+  z.tuple([seq, z.string().max(64).nullable(), z.string().max(512).nullable()]).refine(([, coll, key]) => (coll === null) === (key === null), 'collection and key go together'),
+  // caught up, but the bucket's checksum is not to be sent from this position (see Position)
+  z.tuple([seq, z.null(), z.null(), z.literal(1)]),
+]);
 const payloadSchema = z.strictObject({
   f: z.literal(CURSOR_FORMAT),
   e: z.number().int().min(0),

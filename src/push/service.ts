@@ -6,6 +6,7 @@ import { violations } from '../errors.js';
 import { s, type Model } from '../model/model.js';
 import { Rejected, type MutationContext, type MutationHandler } from '../model/mutations.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { Indexer } from '../sync/indexer.js';
 import type { GenericRejection, MutationResult, PushBody } from '../protocol/mutations.js';
 import type { AuditLog } from './audit.js';
 
@@ -41,7 +42,6 @@ interface LedgerRow {
   payload_hash: string;
   status: 'applied' | 'rejected';
   result: Partial<MutationResult>;
-  tx: string | null;
 }
 
 /**
@@ -71,6 +71,8 @@ export class PushService {
     private readonly model: Pick<Model, 'schema' | 'mutations'>,
     private readonly audit: AuditLog,
     private readonly metrics: Metrics,
+    /** writes become visible to pull when the indexer has taken them from the outbox */
+    private readonly indexer: Pick<Indexer, 'flush'>,
   ) {
     this.ledger = s(model, 'mutations');
   }
@@ -78,12 +80,12 @@ export class PushService {
   async push(p: Principal, body: PushBody): Promise<PushAnswer> {
     const results: MutationResult[] = [];
     const audit = [];
-    let visibleAfter: bigint | undefined;
+    let wrote = false;
     for (const m of body.mutations) {
       const started = performance.now();
-      const { result, tx } = await this.applyWithRetries(p, body.deviceId, m);
+      const { result, applied } = await this.applyWithRetries(p, body.deviceId, m);
       results.push(result);
-      if (tx !== undefined && (visibleAfter === undefined || tx > visibleAfter)) visibleAfter = tx;
+      wrote ||= applied;
       this.metrics.pushResults.inc({ type: Object.hasOwn(this.model.mutations, m.type) ? m.type : 'unknown', status: result.status });
       audit.push({
         at: new Date(),
@@ -97,10 +99,12 @@ export class PushService {
       });
     }
     this.audit.record(audit);
-    return { results, visibleAfter: visibleAfter?.toString() ?? null };
+    // the batch that indexed every write committed above (concurrent pushes share batches)
+    const visibleAfter = wrote ? (await this.indexer.flush()).toString() : null;
+    return { results, visibleAfter };
   }
 
-  private async applyWithRetries(p: Principal, deviceId: string, m: Mutation): Promise<{ result: MutationResult; tx?: bigint }> {
+  private async applyWithRetries(p: Principal, deviceId: string, m: Mutation): Promise<{ result: MutationResult; applied: boolean }> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.apply(p, deviceId, m);
@@ -111,7 +115,7 @@ export class PushService {
           continue;
         }
         if (code && RETRYABLE.has(code)) {
-          return { result: { id: m.id, status: 'rejected', error: { code: 'retry_later' satisfies GenericRejection, message: 'the database was too busy; send it again (same id)' } } };
+          return { result: { id: m.id, status: 'rejected', error: { code: 'retry_later' satisfies GenericRejection, message: 'the database was too busy; send it again (same id)' } }, applied: false };
         }
         throw err;
       }
@@ -127,7 +131,7 @@ export class PushService {
    *      in the ledger; COMMIT
    * The decision between them is the handler's, and pure (src/model/mutations.ts).
    */
-  private apply(p: Principal, deviceId: string, m: Mutation): Promise<{ result: MutationResult; tx?: bigint }> {
+  private apply(p: Principal, deviceId: string, m: Mutation): Promise<{ result: MutationResult; applied: boolean }> {
     const hash = createHash('sha256').update(stringify({ type: m.type, payload: m.payload }) ?? '').digest('base64url');
     const checked = this.check(p, m);
     const reads = checked instanceof Rejected ? [] : checked.reads;
@@ -143,7 +147,7 @@ export class PushService {
                VALUES ($1, $2, $3, $4, $5, 'applied', '{}') ON CONFLICT (id) DO NOTHING RETURNING id`,
               [m.id, p.userId, deviceId, m.type.slice(0, 64), hash],
             ),
-            pgp.as.format(`SELECT user_id, payload_hash, status, result, tx::text AS tx FROM ${this.ledger} WHERE id = $1`, [m.id]),
+            pgp.as.format(`SELECT user_id, payload_hash, status, result FROM ${this.ledger} WHERE id = $1`, [m.id]),
             'SAVEPOINT effect',
             ...reads,
           ].join(';\n'),
@@ -165,9 +169,8 @@ export class PushService {
           if (!(err instanceof Rejected)) throw err;
           outcome = rejection(err);
         }
-        let tx: string;
         try {
-          tx = await this.finish(t, m.id, outcome);
+          await this.finish(t, m.id, outcome);
         } catch (err) {
           // A write refused by a key the reads could not see: another transaction inserted
           // it meanwhile (reads cannot lock a row that does not exist yet). Handlers reject
@@ -177,31 +180,20 @@ export class PushService {
           if (outcome.status !== 'applied' || !CONFLICTS.has(e.code ?? '') || checked instanceof Rejected) throw err;
           const code = e.constraint === undefined ? undefined : checked.handler.conflicts?.[e.constraint];
           outcome = rejection(code ? new Rejected(code, checked.handler.rejections[code] ?? code) : generic('conflict', 'the write conflicts with existing data'));
-          tx = await this.finish(t, m.id, outcome);
+          await this.finish(t, m.id, outcome);
         }
         open = false;
-        return { result: { id: m.id, status: outcome.status, ...outcome.stored }, ...(outcome.status === 'applied' && { tx: BigInt(tx) }) };
+        return { result: { id: m.id, status: outcome.status, ...outcome.stored }, applied: outcome.status === 'applied' };
       } finally {
         if (open) await t.none('ROLLBACK').catch(() => undefined); // never hand back a connection mid-transaction
       }
     });
   }
 
-  /** Round trip 2: the writes (or the undo of a rejection), the ledger outcome, COMMIT. Returns the transaction id. */
-  private async finish(t: Tx, id: string, o: Outcome): Promise<string> {
+  /** Round trip 2: the writes (or the undo of a rejection), the ledger outcome, COMMIT. */
+  private async finish(t: Tx, id: string, o: Outcome): Promise<void> {
     const before = o.status === 'applied' ? o.writes : ['ROLLBACK TO SAVEPOINT effect'];
-    const results = await t.multi(
-      [
-        ...before,
-        pgp.as.format(
-          `UPDATE ${this.ledger} SET status = $2, result = $3, tx = CASE WHEN $2 = 'applied' THEN pg_current_xact_id() END
-            WHERE id = $1 RETURNING pg_current_xact_id()::text AS tx`,
-          [id, o.status, o.stored],
-        ),
-        'COMMIT',
-      ].join(';\n'),
-    );
-    return (results[before.length]![0] as { tx: string }).tx;
+    await t.multi([...before, pgp.as.format(`UPDATE ${this.ledger} SET status = $2, result = $3 WHERE id = $1`, [id, o.status, o.stored]), 'COMMIT'].join(';\n'));
   }
 
   /**
@@ -225,11 +217,11 @@ export class PushService {
   }
 
   /** The answer to a mutation id seen before: duplicate (same user and payload) or id_conflict. */
-  private answerRepeat(m: Mutation, p: Principal, hash: string, first: LedgerRow): { result: MutationResult; tx?: bigint } {
+  private answerRepeat(m: Mutation, p: Principal, hash: string, first: LedgerRow): { result: MutationResult; applied: boolean } {
     if (first.user_id !== p.userId || first.payload_hash !== hash) {
-      return { result: { id: m.id, status: 'rejected', error: { code: 'id_conflict' satisfies GenericRejection, message: 'this mutation id was already used with another payload' } } };
+      return { result: { id: m.id, status: 'rejected', error: { code: 'id_conflict' satisfies GenericRejection, message: 'this mutation id was already used with another payload' } }, applied: false };
     }
-    const tx = first.tx === null ? undefined : BigInt(first.tx);
-    return { result: { id: m.id, status: 'duplicate', firstStatus: first.status, ...first.result }, ...(tx !== undefined && { tx }) };
+    // applied: its writes must be visible by the answer's visibleAfter, like a first answer's
+    return { result: { id: m.id, status: 'duplicate', firstStatus: first.status, ...first.result }, applied: first.status === 'applied' };
   }
 }

@@ -37,14 +37,14 @@ interface ConfigEvent {
   name: string;
   collection: Collection;
   mode: 'batch' | 'row';
-  /** $1 collection, $2 from, $3 to: (bucket, row_key, tx, e) of the live rows written in [from, to) */
+  /** $1 collection, $2 from, $3 to: (bucket, row_key, seq, e) of the live rows written in [from, to) */
   sql: string;
 }
 
 interface EventRow {
   bucket: string;
   row_key: string;
-  tx: string;
+  seq: string;
   e: ConfigEventPayload;
 }
 
@@ -60,9 +60,9 @@ const loosely = (room: object) => room as ConfigEmitter;
 /** The fields of a config event, for the rows of `c` written in a window, read through fieldsync's items. */
 function eventSql(model: Model, c: Collection, fields: Record<string, string>): string {
   const pairs = Object.entries(fields).map(([field, expr]) => `${pgp.as.text(field)}, (${expr})`);
-  return `SELECT i.bucket, i.row_key, i.tx::text AS tx, json_build_object(${pairs.join(', ')}) AS e
+  return `SELECT i.bucket, i.row_key, i.seq::text AS seq, json_build_object(${pairs.join(', ')}) AS e
   FROM ${s(model, 'items')} i JOIN ${c.table} r ON ${keyMatch(c, 'r', 'i.row_key')}
- WHERE i.coll = $1 AND NOT i.deleted AND i.tx >= $2::xid8 AND i.tx < $3::xid8
+ WHERE i.coll = $1 AND NOT i.deleted AND i.seq >= $2::bigint AND i.seq < $3::bigint
  LIMIT ${MAX_EVENT_ROWS}`;
 }
 
@@ -207,7 +207,7 @@ export class Notifier {
     }
     const byRow = new Map<string, { rooms: string[]; fields: ConfigEventPayload }>();
     for (const r of rows) {
-      const key = `${e.name}:${r.row_key}:${r.tx}`;
+      const key = `${e.name}:${r.row_key}:${r.seq}`;
       const row = byRow.get(key);
       if (row) row.rooms.push(r.bucket);
       else byRow.set(key, { rooms: [r.bucket], fields: r.e });

@@ -4,9 +4,9 @@ import { s as fs, type Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
 
 export interface Advance {
-  /** the previous watermark: the advance covers transactions in [from, watermark) */
+  /** the previous watermark: the advance covers batches in [from, watermark) */
   from: bigint;
-  /** the new watermark: every transaction below it has finished */
+  /** the new watermark: every indexing batch below it has committed */
   watermark: bigint;
   /** buckets with items in [from, watermark) */
   buckets: string[];
@@ -21,45 +21,52 @@ export interface HeadsEvents {
 }
 
 /**
- * One statement, so the watermark and the scan below it share one snapshot: every
- * transaction below the watermark is finished and its items are visible to the scan.
- * One pass over the items written since the last watermark (index items_tx) gives the
- * newest transaction per bucket and per collection ('@' + name). Meta rows ('#w'
- * watermark, '#x' next transaction id, '#e' epoch, '#age' seconds of the oldest open
- * write transaction, at most once a second) ride along.
+ * One statement, so the watermark and the scan below it share one snapshot: batches commit
+ * in number order, so every batch below the watermark (the last batch number + 1) is
+ * visible to the scan. One pass over the items written since the last watermark (index
+ * items_seq) gives the newest batch per bucket and per collection ('@' + name). Meta rows
+ * ('#w' watermark, '#e' epoch and, at most once a second, '#age'/'#pid' the oldest open
+ * write transaction, '#backlog' committed changes the indexer has not taken yet) ride along.
  */
 function headsSql(m: Model, withAge: boolean): string {
-  // the oldest open transaction's age reads pg_stat_activity: for the lag metric, at most
-  // once a second, not on every scan (scans follow the watermark, up to every poll)
+  // pg_stat_activity and the outbox count are for the operator's metrics: at most once a
+  // second, not on every scan (scans follow the batches, up to every poll)
   const age = withAge
     ? `
-UNION ALL SELECT '#age', coalesce((SELECT floor(extract(epoch FROM clock_timestamp() - min(xact_start)))::bigint
-                                     FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()), 0)::text`
+UNION ALL SELECT x.b, x.v FROM (SELECT pid, datname, floor(extract(epoch FROM clock_timestamp() - xact_start))::bigint AS age FROM pg_stat_activity
+                                WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start LIMIT 1) o,
+                        LATERAL (VALUES ('#age', o.age::text), ('#pid', o.pid::text), ('#db', o.datname::text)) x(b, v)
+UNION ALL SELECT '#backlog', (SELECT count(*) FROM ${fs(m, 'changes')})::text`
     : '';
-  return `WITH s AS (SELECT pg_current_snapshot() AS s),
-  wm AS (SELECT pg_snapshot_xmin(s) AS w, pg_snapshot_xmax(s) AS x FROM s)
-SELECT '#w' AS b, (SELECT w FROM wm)::text AS tx
-UNION ALL SELECT '#x', (SELECT x FROM wm)::text
-UNION ALL SELECT '#e', (SELECT epoch FROM ${fs(m, 'state')})::text${age}
-UNION ALL SELECT coalesce(i.bucket, '@' || i.coll), max(i.tx::text::bigint)::text
-  FROM ${fs(m, 'items')} i WHERE i.tx >= $1::xid8 AND i.tx < (SELECT w FROM wm)
+  return `WITH st AS (SELECT seq + 1 AS w, epoch FROM ${fs(m, 'state')})
+SELECT '#w' AS b, (SELECT w FROM st)::text AS tx
+UNION ALL SELECT '#e', (SELECT epoch FROM st)::text${age}
+UNION ALL SELECT coalesce(i.bucket, '@' || i.coll), max(i.seq)::text
+  FROM ${fs(m, 'items')} i WHERE i.seq >= $1 AND i.seq < (SELECT w FROM st)
  GROUP BY GROUPING SETS ((i.bucket), (i.coll))
 HAVING coalesce(i.bucket, '') <> '@dep'`;
 }
 
+/** What an operator watches (metrics, /ready): nothing here delays anyone else's changes. */
 export interface Lag {
-  transactions: number;
+  /** age of the oldest open write transaction in the cluster (0: none); only its own rows wait for it */
   seconds: number;
+  /** its backend's pid (null: none) */
+  pid: number | null;
+  /** the database it runs in (any database of the cluster) */
+  database: string | null;
+  /** committed changes in the outbox the indexer has not taken yet (normally 0: it drains every poll) */
+  backlog: number;
 }
 
 /**
- * The in-memory heads: the watermark W and, per bucket, the newest transaction that
+ * The in-memory heads: the watermark W and, per bucket, the newest indexing batch that
  * wrote an item into it (row or tombstone), complete for everything below W. A pull
  * whose every bucket is caught up at a position above its head needs no query at all.
  *
- * Refreshed whenever the doorbell sees the watermark move (src/db/doorbell.ts polls it):
- * one indexed statement scans only the items written between the previous and the new
- * watermark. Refreshes are single-flight; calls during a refresh cause exactly one more,
+ * Refreshed whenever a batch commits (the indexer of this process, or the doorbell seeing
+ * another's): one indexed statement scans only the items written between the previous and
+ * the new watermark. Refreshes are single-flight; calls during a refresh cause exactly one more,
  * started no sooner than minIntervalMs after the previous one (a quiet system answers the
  * first call at once; a burst costs at most one scan per interval).
  */
@@ -70,7 +77,7 @@ export class Heads extends EventEmitter<HeadsEvents> {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
-  readonly lag: Lag = { transactions: 0, seconds: 0 };
+  readonly lag: Lag = { seconds: 0, pid: null, database: null, backlog: 0 };
   /** bumped whenever the watermark, a head or the epoch moves (answers cached from memory are stale then) */
   version = 0;
 
@@ -88,7 +95,7 @@ export class Heads extends EventEmitter<HeadsEvents> {
     this.sql = { withAge: headsSql(model, true), plain: headsSql(model, false) };
   }
 
-  /** Every transaction below this has finished; pulls read below it. 0 before start. */
+  /** Every indexing batch below this has committed; pulls read below it. 0 before start. */
   get watermark(): bigint {
     return this.w;
   }
@@ -97,12 +104,12 @@ export class Heads extends EventEmitter<HeadsEvents> {
     return this.e;
   }
 
-  /** Newest transaction with an item in the bucket (below the watermark); 0 if none. */
+  /** Newest batch with an item in the bucket (below the watermark); 0 if none. */
   head(bucket: string): bigint {
     return this.last.get(bucket) ?? 0n;
   }
 
-  /** Newest transaction that wrote an item of the collection (below the watermark); 0 if none. */
+  /** Newest batch that wrote an item of the collection (below the watermark); 0 if none. */
   collectionHead(collection: string): bigint {
     return this.last.get(`@${collection}`) ?? 0n;
   }
@@ -150,15 +157,17 @@ export class Heads extends EventEmitter<HeadsEvents> {
     const sql = withAge ? this.sql.withAge : this.sql.plain;
     const rows = await this.db.task('bg:heads', (t) => t.any<{ b: string; tx: string }>(sql, [this.w.toString()]));
     let watermark = this.w;
-    let next = 0n;
     let epoch = this.e;
     const changed: string[] = [];
     const collections: string[] = [];
+    if (withAge) Object.assign(this.lag, { seconds: 0, pid: null, database: null });
     for (const { b, tx } of rows) {
       if (b === '#w') watermark = BigInt(tx);
-      else if (b === '#x') next = BigInt(tx);
       else if (b === '#e') epoch = Number(tx);
       else if (b === '#age') this.lag.seconds = Number(tx);
+      else if (b === '#pid') this.lag.pid = Number(tx);
+      else if (b === '#db') this.lag.database = tx;
+      else if (b === '#backlog') this.lag.backlog = Number(tx);
       else {
         const t = BigInt(tx);
         if (t > (this.last.get(b) ?? 0n)) this.last.set(b, t);
@@ -166,7 +175,6 @@ export class Heads extends EventEmitter<HeadsEvents> {
         else changed.push(b);
       }
     }
-    this.lag.transactions = Number(next - watermark);
     const epochChanged = this.e !== 0 && epoch !== this.e;
     if (watermark <= this.w && !epochChanged) return;
     const from = this.w;

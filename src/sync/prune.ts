@@ -4,7 +4,7 @@ import type { Logger } from '../observability/logger.js';
 
 /**
  * Deletes the deleted items (tombstones) older than the retention, in batches, and records
- * per bucket the newest pruned transaction (prune_horizon): a device whose position is below it
+ * per bucket the newest pruned batch (prune_horizon): a device whose position is below it
  * may have missed a delete, and pull answers 410 for that bucket. Safe to run in every
  * replica at once (each batch is one statement; the horizon only moves forward).
  */
@@ -18,11 +18,11 @@ export async function pruneTombstones(db: Db, m: Model, retentionDays: number, b
             WHERE deleted AND deleted_at < now() - make_interval(days => $1) ORDER BY deleted_at LIMIT $2
            FOR UPDATE SKIP LOCKED)
            AND deleted
-         RETURNING bucket, tx),
+         RETURNING bucket, seq),
        horizon AS (
-         INSERT INTO ${s(m, 'prune_horizon')} AS h (bucket, pruned_tx)
-         SELECT bucket, max(tx::text::bigint)::text::xid8 FROM gone GROUP BY bucket
-         ON CONFLICT (bucket) DO UPDATE SET pruned_tx = greatest(h.pruned_tx, excluded.pruned_tx), pruned_at = now())
+         INSERT INTO ${s(m, 'prune_horizon')} AS h (bucket, pruned_seq)
+         SELECT bucket, max(seq) FROM gone GROUP BY bucket
+         ON CONFLICT (bucket) DO UPDATE SET pruned_seq = greatest(h.pruned_seq, excluded.pruned_seq), pruned_at = now())
        SELECT count(*)::int AS n FROM gone`,
       [retentionDays, batch],
     ));
@@ -32,7 +32,7 @@ export async function pruneTombstones(db: Db, m: Model, retentionDays: number, b
   // markers of changed dependency tables (src/install/plan.ts): the heads need only the newest
   await db.task('bg:prune', (t) =>
     t.none(`DELETE FROM ${s(m, 'items')} i WHERE i.bucket = '@dep'
-              AND i.tx < (SELECT max(j.tx) FROM ${s(m, 'items')} j WHERE j.bucket = '@dep' AND j.coll = i.coll)`),
+              AND i.seq < (SELECT max(j.seq) FROM ${s(m, 'items')} j WHERE j.bucket = '@dep' AND j.coll = i.coll)`),
   );
   return total;
 }

@@ -1,11 +1,11 @@
 import { pgp } from '../db/pg.js';
-import { rowJson, s, sourceJoin, wireIdFromText, type App, type BucketDef, type Collection, type Model } from '../model/model.js';
+import { captureFn, rowJson, s, sourceJoin, wireIdFromText, type App, type BucketDef, type Collection, type Model } from '../model/model.js';
 import type { Position } from '../protocol/cursor.js';
 
 /**
  * The SQL of pull, snapshots and checksums. A bucket's items (fieldsync's items table:
  * one row per collection row the bucket holds or held) form one stream ordered by
- * (tx, coll, row_key); live items are joined to the ERP's table by key for the row's
+ * (seq, coll, row_key); live items are joined to the ERP's table by key for the row's
  * current values, deleted ones go out as [b, id].
  */
 
@@ -21,9 +21,9 @@ export function collectionsFor(def: BucketDef, app: App): Collection[] {
 
 /** Items strictly after `pos` in stream order. */
 function after(pos: Position): string {
-  const [tx, coll, key] = pos;
-  if (coll === null) return pgp.as.format('i.tx >= $1::xid8', [tx]);
-  return pgp.as.format('(i.tx, i.coll, i.row_key) > ($1::xid8, $2, $3)', [tx, coll, key]);
+  const [seq, coll, key] = pos;
+  if (coll === null) return pgp.as.format('i.seq >= $1::bigint', [seq]);
+  return pgp.as.format('(i.seq, i.coll, i.row_key) > ($1::bigint, $2, $3)', [seq, coll, key]);
 }
 
 export interface PageQuery {
@@ -45,23 +45,27 @@ export interface PageQuery {
  * the app skips some, else the planner may sort the whole bucket), then each
  * collection's items joined to its table.
  * Rows are serialized to their wire arrays by PostgreSQL, so Node only concatenates
- * text. A live item whose row is gone (the ERP bypassed the triggers) goes out as a
- * delete rather than as nothing. Result in stream order: n.
+ * text. A live item whose row is gone or no longer in the bucket (a commit not indexed yet;
+ * or the ERP bypassed the triggers) is marked `gone` and goes out as a delete, never with
+ * the row's new values. Result in stream order: n.
  */
 export function pageSql(m: Model, q: PageQuery): string {
   const page = pgp.as.format(
-    `SELECT i.coll, i.row_key, i.tx, i.deleted, row_number() OVER (ORDER BY i.tx, i.coll, i.row_key) AS n
+    `SELECT i.coll, i.row_key, i.seq, i.deleted, row_number() OVER (ORDER BY i.seq, i.coll, i.row_key) AS n
        FROM ${s(m, 'items')} i
-      WHERE i.bucket = $<bucket> AND ${after(q.position)} AND i.tx < $<w>::xid8 ${q.everyCollection ? '' : 'AND i.coll IN ($<colls:csv>)'}
-      ORDER BY i.tx, i.coll, i.row_key LIMIT $<limit>`,
+      WHERE i.bucket = $<bucket> AND ${after(q.position)} AND i.seq < $<w>::bigint ${q.everyCollection ? '' : 'AND i.coll IN ($<colls:csv>)'}
+      ORDER BY i.seq, i.coll, i.row_key LIMIT $<limit>`,
     { bucket: q.bucketName, w: q.watermark.toString(), colls: q.collections.map((c) => c.name), limit: q.limit },
   );
   const selects = q.collections.map((c) => {
-    const missing = `r.${pgp.as.name(c.key[0]!.column)} IS NULL`;
-    const gone = `json_build_array(${q.index}, ${wireIdFromText(c, 'p.row_key')})::text`;
+    // not (or no longer) in this bucket as the row is now: gone (deleted), moved to another
+    // bucket or soft-deleted by a commit the indexer has not taken yet (its values must not
+    // reach this bucket's devices), or the triggers were bypassed
+    const outside = pgp.as.format(`(r.${pgp.as.name(c.key[0]!.column)} IS NULL OR NOT (${captureFn(m, 'b', c.name)}(r) @> ARRAY[$1]::text[]))`, [q.bucketName]);
+    const del = `json_build_array(${q.index}, ${wireIdFromText(c, 'p.row_key')})::text`;
     return pgp.as.format(
-      `SELECT p.n, p.tx::text AS tx, p.coll, p.row_key AS id, (p.deleted OR ${missing}) AS deleted,
-              CASE WHEN p.deleted OR ${missing} THEN ${gone} ELSE ${rowJson(c, q.app.collections.get(c.name)!, q.index)} END AS j
+      `SELECT p.n, p.seq::text AS seq, p.coll, p.row_key AS id, (p.deleted OR ${outside}) AS deleted, (NOT p.deleted AND ${outside}) AS gone,
+              CASE WHEN p.deleted OR ${outside} THEN ${del} ELSE ${rowJson(c, q.app.collections.get(c.name)!, q.index)} END AS j
          FROM page p ${sourceJoin(m, c)}
         WHERE p.coll = $1`,
       [c.name],
@@ -77,9 +81,9 @@ export function pageSql(m: Model, q: PageQuery): string {
  */
 export function snapshotSql(m: Model, c: Collection, app: App, bucket: string, watermark: string, after: string | null, limit: number): string {
   return pgp.as.format(
-    `SELECT p.row_key AS id, p.tx::text AS v, ${rowJson(c, app.collections.get(c.name)!, 0)} AS j
-       FROM (SELECT i.row_key, i.tx FROM ${s(m, 'items')} i
-              WHERE i.coll = $<coll> AND i.bucket = $<bucket> AND NOT i.deleted AND i.tx < $<w>::xid8 ${after === null ? '' : pgp.as.format('AND i.row_key > $1', [after])}
+    `SELECT p.row_key AS id, p.seq::text AS v, ${rowJson(c, app.collections.get(c.name)!, 0)} AS j
+       FROM (SELECT i.row_key, i.seq FROM ${s(m, 'items')} i
+              WHERE i.coll = $<coll> AND i.bucket = $<bucket> AND NOT i.deleted AND i.seq < $<w>::bigint ${after === null ? '' : pgp.as.format('AND i.row_key > $1', [after])}
               ORDER BY i.row_key LIMIT $<limit>) p
        ${sourceJoin(m, c)}
       ORDER BY p.row_key`,
@@ -92,7 +96,7 @@ export function snapshotSql(m: Model, c: Collection, app: App, bucket: string, w
  * the checksum input (deleted items only tell how far the content reaches).
  */
 export function contentSql(m: Model, bucket: string, collections: Collection[]): string {
-  return pgp.as.format(`SELECT i.coll AS c, i.row_key AS id, i.tx::text AS v, i.deleted FROM ${s(m, 'items')} i WHERE i.bucket = $1 AND i.coll IN ($2:csv)`, [
+  return pgp.as.format(`SELECT i.coll AS c, i.row_key AS id, i.seq::text AS v, i.deleted FROM ${s(m, 'items')} i WHERE i.bucket = $1 AND i.coll IN ($2:csv)`, [
     bucket,
     collections.map((c) => c.name),
   ]);
@@ -100,5 +104,5 @@ export function contentSql(m: Model, bucket: string, collections: Collection[]):
 
 /** How many items of a bucket were written at or after a position (a snapshot's delta since). */
 export function deltaCountSql(m: Model, bucket: string, position: string): string {
-  return pgp.as.format(`SELECT count(*)::int AS n FROM ${s(m, 'items')} i WHERE i.bucket = $1 AND i.tx >= $2::xid8`, [bucket, position]);
+  return pgp.as.format(`SELECT count(*)::int AS n FROM ${s(m, 'items')} i WHERE i.bucket = $1 AND i.seq >= $2::bigint`, [bucket, position]);
 }

@@ -9,6 +9,7 @@ import { CursorCodec, type CursorPayload, type Position } from '../protocol/curs
 import type { BucketSets } from './bucket-set.js';
 import type { ChecksumCache } from './checksum-cache.js';
 import type { Heads } from './heads.js';
+import type { Indexer } from './indexer.js';
 import { collectionsFor, pageSql } from './pull-sql.js';
 
 export interface PullRequest {
@@ -31,7 +32,9 @@ export interface PullAnswer {
 const START: Position = ['0', null, null];
 
 interface Item {
-  tx: string;
+  seq: string;
+  /** a live item whose row is gone or left the bucket: committed by the ERP, not indexed yet (or the triggers were bypassed) */
+  gone: boolean;
   coll: string;
   id: string;
   deleted: boolean;
@@ -69,6 +72,8 @@ export class PullService {
     private readonly snapshots?: SnapshotService,
     /** set while the database no longer matches the config: answer 503 rather than stale data */
     private readonly drift: { ok: boolean } = { ok: true },
+    /** catches up with the outbox when a page meets a row deleted but not indexed yet */
+    private readonly indexer?: Pick<Indexer, 'flush'>,
   ) {}
 
   /**
@@ -173,6 +178,7 @@ export class PullService {
     const w = this.heads.watermark;
     const out = new Map<string, { rows: string[]; deleted: string[] }>();
     let budget = req.limit;
+    const read = new Set<string>(); // buckets whose items this pull read
     for (const [index, name] of set.entries()) {
       if (budget === 0) break;
       const pos = positions[name]!;
@@ -185,7 +191,22 @@ export class PullService {
       const def = parseBucket(this.model, name)!.def;
       const collections = collectionsFor(def, app);
       const everyCollection = collections.length === def.collections.length;
-      const items = await this.db.any<Item>(pageSql(this.model, { bucketName: name, index, position: pos, watermark: w, limit: budget, collections, everyCollection, app }));
+      read.add(name);
+      const sql = pageSql(this.model, { bucketName: name, index, position: pos, watermark: w, limit: budget, collections, everyCollection, app });
+      let items = await this.db.any<Item>(sql);
+      // A live item whose row is gone or has left the bucket: the ERP committed that and the
+      // indexer has not taken it yet. Sent as a delete now, the device would hold less than
+      // the bucket's checksum counts until the tombstone came. So the indexer catches up
+      // first and the page is read again: the item has moved past this watermark (a later
+      // pull brings its tombstone in order). Still gone after that: the triggers were
+      // bypassed; a delete.
+      if (this.indexer && items.some((it) => it.gone)) {
+        await this.indexer.flush();
+        // the heads see the tombstone's batch before this answer's checksums are chosen:
+        // one cached at the old head would count the row this page no longer delivers
+        await this.heads.refresh();
+        items = await this.db.any<Item>(sql);
+      }
       for (const it of items) {
         let c = out.get(it.coll);
         if (!c) out.set(it.coll, (c = { rows: [], deleted: [] }));
@@ -199,13 +220,14 @@ export class PullService {
         positions[name] = [(BigInt(pos[0]) > w ? BigInt(pos[0]) : w).toString(), null, null];
       } else {
         const last = items.at(-1)!;
-        positions[name] = [last.tx, last.coll, last.id];
+        positions[name] = [last.seq, last.coll, last.id];
       }
     }
     for (const [name, c] of out) {
       this.metrics.rowsServed.inc({ collection: name, kind: 'row' }, c.rows.length);
       this.metrics.rowsServed.inc({ collection: name, kind: 'delete' }, c.deleted.length);
     }
+    await this.verify(positions, read, w, app);
     const hasMore = set.some((b) => !caughtUp(positions[b], this.heads.head(b)));
     // A checksum not cached yet (its bucket just changed) is computed in the background and
     // rides on the next pull: recomputing a 20,000-row bucket here would delay the very
@@ -252,15 +274,15 @@ export class PullService {
     const started = Object.entries(positions).filter(([, pos]) => pos[0] !== '0');
     if (started.length === 0) return;
     const defs = [...new Set(started.map(([b]) => parseBucket(this.model, b)!.def.name))];
-    const rows = await this.db.any<{ b: string; tx: string; def: boolean }>(
-      `SELECT bucket AS b, pruned_tx::text AS tx, false AS def FROM ${s(this.model, 'prune_horizon')} WHERE bucket IN ($1:csv)
-       UNION ALL SELECT name, reset_tx::text, true FROM ${s(this.model, 'bucket_defs')} WHERE name IN ($2:csv)`,
+    const rows = await this.db.any<{ b: string; seq: string; def: boolean }>(
+      `SELECT bucket AS b, pruned_seq::text AS seq, false AS def FROM ${s(this.model, 'prune_horizon')} WHERE bucket IN ($1:csv)
+       UNION ALL SELECT name, reset_seq::text, true FROM ${s(this.model, 'bucket_defs')} WHERE name IN ($2:csv)`,
       [started.map(([b]) => b), defs],
     );
     const horizon = (bucket: string): bigint => {
       let h = 0n;
       const def = parseBucket(this.model, bucket)!.def.name;
-      for (const r of rows) if ((r.def ? r.b === def : r.b === bucket) && BigInt(r.tx) > h) h = BigInt(r.tx);
+      for (const r of rows) if ((r.def ? r.b === def : r.b === bucket) && BigInt(r.seq) > h) h = BigInt(r.seq);
       return h;
     };
     const expired = started.filter(([b, pos]) => horizon(b) >= BigInt(pos[0])).map(([b]) => b);
@@ -273,11 +295,30 @@ export class PullService {
     });
   }
 
+  /**
+   * A bucket this pull caught up is sent its cached checksum only if no batch above the
+   * watermark has touched its items yet: such a batch (committed, the heads not refreshed
+   * yet) can have moved an item this page did not get past the watermark, while the
+   * checksum cached at the bucket's head still counts it. One indexed query for all the
+   * buckets concerned; a bucket it flags is marked unverified in the cursor (no checksum
+   * from that position, not even on the no-query path), until a later pull reads it again.
+   */
+  private async verify(positions: Record<string, Position>, read: Set<string>, w: bigint, app: App): Promise<void> {
+    const candidates = [...read].filter((b) => positions[b]![1] === null && this.checksums.peek(b, app) !== undefined);
+    if (candidates.length === 0) return;
+    const moved = await this.db.map(
+      `SELECT b FROM unnest($1::text[]) b WHERE EXISTS (SELECT 1 FROM ${s(this.model, 'items')} i WHERE i.bucket = b AND i.seq >= $2)`,
+      [candidates, w.toString()],
+      (r: { b: string }) => r.b,
+    );
+    for (const b of moved) positions[b] = [positions[b]![0], null, null, 1];
+  }
+
   private cachedChecksums(set: string[], positions: Record<string, Position>, app: App): Record<string, number> {
     const sums: Record<string, number> = {};
     for (const b of set) {
       const sum = this.checksums.peek(b, app);
-      if (sum !== undefined && caughtUp(positions[b], this.heads.head(b))) sums[b] = sum;
+      if (sum !== undefined && caughtUp(positions[b], this.heads.head(b)) && positions[b]![3] !== 1) sums[b] = sum;
       else if (sum === undefined) void this.checksums.get(b, app).catch(() => undefined); // ready for the next pull
     }
     return sums;

@@ -11,7 +11,9 @@ import type { TestServer } from './server.js';
  * tests (test/integration/convergence*.test.ts): writers act like the ERP in plain SQL on
  * their own connections (each file brings its operations), devices of several roles and
  * apps pull with tiny page limits in between, concurrently (now and then one is reinstalled
- * and bootstraps again mid-run), and at the end every device,
+ * and bootstraps again mid-run; one writer keeps transactions open for 1 to 3 seconds,
+ * across many pulls), every checksum a device receives must equal its own sum and no row
+ * version may come twice, and at the end every device,
  * pulled until hasMore is false, must hold exactly what direct SQL over the ERP tables
  * says (ids, versions, content), only rows of its own buckets, and every checksum must
  * match its own computation.
@@ -119,12 +121,13 @@ async function run(t: ExecutionContext, opts: ConvergenceOptions): Promise<void>
   const r = new Rng(xoroshiro128plus(seed));
   const opNames = Object.keys(opts.ops);
   const specs = opts.devices;
-  const devices = specs.map(
-    (spec) =>
-      new Device(spec.name, (cursor, limit) =>
-        s.post('/v1/sync/pull', { ...(cursor && { cursor }), app: spec.app, limit }, { authorization: `Bearer ${spec.token}` }), s.url,
-      ),
-  );
+  const devices = specs.map((spec) => {
+    const d = new Device(spec.name, (cursor, limit) =>
+      s.post('/v1/sync/pull', { ...(cursor && { cursor }), app: spec.app, limit }, { authorization: `Bearer ${spec.token}` }), s.url,
+    );
+    d.audit = true; // every checksum received must match the device's own sum; no row version twice
+    return d;
+  });
   const writers: Writer[] = [];
   for (let i = 0; i < (opts.writers ?? 4); i++) {
     const conn = await opts.erp.connect();
@@ -132,7 +135,13 @@ async function run(t: ExecutionContext, opts: ConvergenceOptions): Promise<void>
     writers.push(new Writer(conn));
   }
 
-  const stats = { ops: 0, failed: 0, commits: 0, rollbacks: 0, pulls: 0, longTx: 0, resets: 0 };
+  // one more writer for transactions open for seconds, spanning many pulls and commits
+  // of the others (an ERP import, a report inside a write transaction)
+  const long = new Writer(await opts.erp.connect());
+  await long.conn.none(`SET lock_timeout = '150ms'; SET statement_timeout = '5s'`);
+  let longUntil = 0;
+
+  const stats = { ops: 0, failed: 0, commits: 0, rollbacks: 0, pulls: 0, longTx: 0, secondsLongTx: 0, resets: 0 };
   const started = Date.now();
   const done = () => (soak ? Date.now() - started > soakMs : stats.ops >= opCount);
   const leaks: string[] = [];
@@ -140,6 +149,22 @@ async function run(t: ExecutionContext, opts: ConvergenceOptions): Promise<void>
     while (!done()) {
       const batch: Promise<unknown>[] = [];
       const busy = new Set<Writer>();
+      if (!long.open && r.chance(0.03)) {
+        stats.secondsLongTx++;
+        stats.ops++;
+        longUntil = Date.now() + r.int(1000, 3000);
+        batch.push(long.run(opts.ops[r.pick(opNames)]!(r), true).then((x) => x === 'failed' && stats.failed++));
+        busy.add(long);
+      } else if (long.open && Date.now() > longUntil) {
+        const how = r.chance(0.8) ? 'COMMIT' : 'ROLLBACK';
+        how === 'COMMIT' ? stats.commits++ : stats.rollbacks++;
+        batch.push(long.end(how));
+        busy.add(long);
+      } else if (long.open && r.chance(0.1)) {
+        stats.ops++;
+        batch.push(long.run(opts.ops[r.pick(opNames)]!(r), true).then((x) => x === 'failed' && stats.failed++));
+        busy.add(long);
+      }
       const pulling = new Set<Device>();
       for (let k = r.int(1, 4); k > 0; k--) {
         if (r.chance(0.55)) {
@@ -188,7 +213,7 @@ async function run(t: ExecutionContext, opts: ConvergenceOptions): Promise<void>
       await Promise.all(batch);
     }
   } finally {
-    for (const w of writers) {
+    for (const w of [...writers, long]) {
       await w.end(r.chance(0.7) ? 'COMMIT' : 'ROLLBACK');
       w.conn.done();
     }
@@ -230,4 +255,7 @@ async function run(t: ExecutionContext, opts: ConvergenceOptions): Promise<void>
     t.deepEqual(Object.keys(sums).sort(), [...d.last!.buckets.current].sort(), `seed=${seed}: ${d.name} has every checksum`);
     for (const [b, sum] of Object.entries(sums)) t.is(d.checksum(b), sum, `seed=${seed}: ${d.name} checksum of ${b}`);
   }
+  // and along the way, under concurrent writers: every checksum received matched the
+  // device's sum at the position it came with, and no row version came twice
+  for (const d of devices) t.deepEqual(d.problems, [], `seed=${seed}: ${d.name}'s answers during the run`);
 }

@@ -6,6 +6,8 @@ import { createDb, type Db } from '../../src/db/pg.js';
 import { applyDemoSchema, install } from '../../src/install/apply.js';
 import { loadConfigFile, loadModel } from '../../src/model/load.js';
 import type { Model } from '../../src/model/model.js';
+import { Indexer } from '../../src/sync/indexer.js';
+import { pino } from 'pino';
 
 /** The server the tests run against; its `postgres` database is used to create and drop. */
 export const TEST_PG = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432';
@@ -40,6 +42,11 @@ export interface TestDatabase {
   db: Db;
   /** the compiled sync config fieldsync was installed with; undefined when not installed */
   model: Model | undefined;
+  /**
+   * What the server's indexer does after a commit: takes the outbox into items (one or more
+   * batches). Resolves with the batch number covering everything committed before the call.
+   */
+  index(): Promise<bigint>;
   drop(): Promise<void>;
 }
 
@@ -89,7 +96,13 @@ export async function createTestDatabase(opts: TestDatabaseOptions = {}): Promis
     await drop();
     throw err;
   }
-  return { name, url, db, model, drop };
+  let indexer: Indexer | undefined;
+  const index = () => {
+    if (!model) throw new Error('index(): fieldsync is not installed in this test database');
+    indexer ??= new Indexer(db, model, pino({ level: 'silent' }));
+    return indexer.flush();
+  };
+  return { name, url, db, model, index, drop };
 }
 
 const erpPgp = pgPromise();

@@ -45,6 +45,17 @@ export class Device {
   /** snapshot pages fetched, by page URL path */
   snapshotPages = 0;
 
+  /**
+   * Audit every answer (the convergence runs): a row version this copy already holds
+   * delivered again, or a checksum that differs from the device's own sum after applying
+   * the page it came with, is recorded in `problems`.
+   */
+  audit = false;
+  readonly problems: string[] = [];
+
+  /** one pull at a time, as an app does: answers are applied in the order they were asked for */
+  private inFlight: Promise<unknown> = Promise.resolve();
+
   constructor(
     readonly name: string,
     private readonly send: (cursor: string | undefined, limit: number) => Promise<Response>,
@@ -85,6 +96,7 @@ export class Device {
         const row: Record<string, unknown> = {};
         section.cols.forEach((c, i) => (row[c] = values[i]));
         const bucket = body.buckets.current[row.b as number]!;
+        if (this.audit && t.get(`${bucket}|${row.id as WireId}`)?.v === row.v) this.problems.push(`${name} ${String(row.id)} v${String(row.v)} delivered twice to ${bucket}`);
         t.set(`${bucket}|${row.id as WireId}`, { bucket, v: row.v as number, row });
       }
     }
@@ -113,7 +125,13 @@ export class Device {
   }
 
   /** One page; returns the answer (status other than 200 is returned as is, not applied). */
-  async pullOnce(limit: number): Promise<{ status: number; body: PullBody | Record<string, unknown> }> {
+  pullOnce(limit: number): Promise<{ status: number; body: PullBody | Record<string, unknown> }> {
+    const next = this.inFlight.then(() => this.pullNow(limit));
+    this.inFlight = next.catch(() => undefined);
+    return next;
+  }
+
+  private async pullNow(limit: number): Promise<{ status: number; body: PullBody | Record<string, unknown> }> {
     const res = await this.send(this.cursor, limit);
     this.pulls++;
     const body = (await res.json()) as PullBody;
@@ -121,6 +139,12 @@ export class Device {
       for (const b of body.buckets.removed) this.dropBucket(b);
       await this.applySnapshots(body);
       this.apply(body);
+      if (this.audit) {
+        for (const [b, sum] of Object.entries(body.checksums)) {
+          const mine = this.checksum(b);
+          if (mine !== sum) this.problems.push(`checksum of ${b}: server ${sum}, device ${mine} (watermark ${body.watermark})`);
+        }
+      }
     }
     else if (res.status === 410) {
       // the documented reaction: drop the named buckets, continue with resetCursor (or restart)

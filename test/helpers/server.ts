@@ -16,11 +16,10 @@ export interface TestServer extends RunningServer {
   /** POST a JSON body */
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
   /**
-   * Waits until everything committed so far is visible to pull: the heads' watermark
-   * has passed every transaction started before this call. The watermark is
-   * cluster-wide, so other test files' open transactions can hold it for a while.
+   * Makes everything committed so far visible to pull: indexed, and the heads' watermark
+   * past that batch.
    */
-  settle(timeoutMs?: number): Promise<void>;
+  settle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -62,16 +61,11 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
         headers: { 'content-type': 'application/json', ...headers },
         body: typeof body === 'string' ? body : JSON.stringify(body),
       }),
-    async settle(timeoutMs = 60_000) {
-      const { x } = await server.db.one<{ x: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x');
-      const target = BigInt(x);
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        await server.heads.refresh();
-        if (server.heads.watermark >= target) return;
-        if (Date.now() > deadline) throw new Error(`watermark still at ${server.heads.watermark} < ${target} after ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+    async settle() {
+      // what the server does at its next poll, at once: index the outbox, then see the batch
+      const seq = await server.indexer.flush();
+      await server.heads.refresh();
+      if (server.heads.watermark <= seq) throw new Error(`the heads are at ${server.heads.watermark}, not past batch ${seq}`);
     },
     async close() {
       await stop();

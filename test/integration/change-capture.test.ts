@@ -4,9 +4,10 @@ import { createTestDatabase, erpPool, type TestDatabase } from '../helpers/db.js
 
 /**
  * Change capture (DESIGN §4.2–4.3) for writes made by plain SQL, as the ERP makes them:
- * the items fieldsync's triggers keep in its own schema (one per row and bucket, stamped
- * with the writing transaction), deletes on DELETE and on bucket-key change, children
- * re-stamping their parent, and nothing added to the ERP's tables.
+ * the keys fieldsync's triggers put in its outbox and the items its indexer makes of them
+ * (one per row and bucket, stamped with the batch number), deletes on DELETE and on
+ * bucket-key change, children re-sending their parent, open transactions holding back
+ * only their own rows, and nothing added to the ERP's tables.
  */
 let tdb: TestDatabase;
 let raw: pgPromise.IDatabase<unknown>; // a connection with no fieldsync code in the way
@@ -29,29 +30,36 @@ test.after.always(async () => {
   await tdb?.drop();
 });
 
-/** The transaction that last wrote the row's live items (all of them: they move together). */
+/** The indexing batch that last wrote the row's live items (all of them: they move together). */
 const stamp = async (coll: string, id: number | string): Promise<bigint> => {
-  const rows = await raw.map(`SELECT DISTINCT tx::text AS x FROM fieldsync.items WHERE coll = $1 AND row_key = $2 AND NOT deleted`, [coll, String(id)], (r: { x: string }) => BigInt(r.x));
+  const rows = await raw.map(`SELECT DISTINCT seq::text AS x FROM fieldsync.items WHERE coll = $1 AND row_key = $2 AND NOT deleted`, [coll, String(id)], (r: { x: string }) => BigInt(r.x));
   if (rows.length !== 1) throw new Error(`${coll} ${id}: live items stamped ${rows.length} ways`);
   return rows[0]!;
 };
 /** The buckets a row has left (its deleted items). */
 const tombstones = (rowId: string) =>
   raw.map(`SELECT bucket, coll FROM fieldsync.items WHERE row_key = $1 AND deleted ORDER BY bucket`, [rowId], (r) => `${r.coll}@${r.bucket}`);
+/** What the outbox holds (visible to this connection: committed). */
+const outbox = () => raw.map(`SELECT coll || ':' || coalesce(row_key, '*') AS e FROM fieldsync.changes ORDER BY 1`, [], (r: { e: string }) => r.e);
+/** Plain SQL as the ERP writes it, then one indexing run (what the server does at its next poll): the batch number. */
+const write = async (sql: string, values?: unknown) => {
+  await raw.none(sql, values);
+  return tdb.index();
+};
 
-test.serial('INSERT and UPDATE by raw SQL stamp the writing transaction id', async (t) => {
-  const result = await raw.tx(async (tx) => {
-    await tx.none(`INSERT INTO stock (id, product_id, warehouse_id, qty) VALUES (100, 1, 1, 10)`);
-    return BigInt((await tx.one<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).x);
-  });
-  t.is(await stamp('stock', 100), result, 'insert stamped with its transaction');
+test.serial('INSERT and UPDATE by raw SQL put the key in the outbox; the next batch stamps the items with its number', async (t) => {
+  await tdb.index();
+  await raw.none(`INSERT INTO stock (id, product_id, warehouse_id, qty) VALUES (100, 1, 1, 10)`);
+  t.deepEqual(await outbox(), ['stock:100'], 'the capture writes the key only');
+  const first = await tdb.index();
+  t.deepEqual(await outbox(), [], 'the indexer took it');
+  t.is(await stamp('stock', 100), first, 'insert stamped with the batch');
+  t.deepEqual(await raw.map(`SELECT bucket FROM fieldsync.items WHERE coll = 'stock' AND row_key = '100'`, [], (r: { bucket: string }) => r.bucket), ['stock:1']);
 
-  const updater = await raw.tx(async (tx) => {
-    await tx.none('UPDATE stock SET qty = qty - 1 WHERE id = 100');
-    return BigInt((await tx.one<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).x);
-  });
-  t.true(updater > result);
-  t.is(await stamp('stock', 100), updater, 'update re-stamped');
+  const second = await write('UPDATE stock SET qty = qty - 1 WHERE id = 100');
+  t.true(second > first);
+  t.is(await stamp('stock', 100), second, 'update re-stamped');
+  t.is(await tdb.index(), second, 'nothing new: no new batch');
 });
 
 test.serial('the ERP tables carry no fieldsync column, index or constraint', async (t) => {
@@ -63,67 +71,69 @@ test.serial('the ERP tables carry no fieldsync column, index or constraint', asy
 });
 
 test.serial('an UPDATE that changes nothing synced keeps the old stamp (no needless re-download)', async (t) => {
+  await tdb.index();
   const before = await stamp('clients', 2);
   await raw.none('UPDATE clients SET phone = phone, name = name WHERE id = 2');
+  t.deepEqual(await outbox(), [], 'not even an outbox entry');
+  await tdb.index();
   t.is(await stamp('clients', 2), before);
   await raw.none(`ALTER TABLE clients ADD COLUMN last_viewed_at timestamptz`);
-  await raw.none('UPDATE clients SET last_viewed_at = now() WHERE id = 2');
+  await write('UPDATE clients SET last_viewed_at = now() WHERE id = 2');
   t.is(await stamp('clients', 2), before, 'a column fieldsync does not sync');
   await raw.none(`ALTER TABLE clients DROP COLUMN last_viewed_at`);
-  await raw.none(`UPDATE clients SET phone = '+966500000000' WHERE id = 2`);
+  await write(`UPDATE clients SET phone = '+966500000000' WHERE id = 2`);
   t.true((await stamp('clients', 2)) > before, 'a synced column');
 });
 
 test.serial('DELETE writes a tombstone for every bucket the row was in', async (t) => {
-  await raw.none(`INSERT INTO stock (id, product_id, warehouse_id, qty) VALUES (101, 1, 2, 5)`);
-  const deleter = await raw.tx(async (tx) => {
-    await tx.none('DELETE FROM stock WHERE id = 101');
-    return BigInt((await tx.one<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).x);
-  });
+  await write(`INSERT INTO stock (id, product_id, warehouse_id, qty) VALUES (101, 1, 2, 5)`);
+  const deleter = await write('DELETE FROM stock WHERE id = 101');
   t.deepEqual(await tombstones('101'), ['stock@stock:2']);
-  const { x } = await raw.one<{ x: string }>(`SELECT tx::text AS x FROM fieldsync.items WHERE row_key = '101' AND coll = 'stock'`);
-  t.is(BigInt(x), deleter, 'the delete is stamped with the deleting transaction');
+  const { x } = await raw.one<{ x: string }>(`SELECT seq::text AS x FROM fieldsync.items WHERE row_key = '101' AND coll = 'stock'`);
+  t.is(BigInt(x), deleter, 'the delete is stamped with the batch that saw it');
 });
 
 test.serial('moving a client to another salesman tombstones it in the old bucket only', async (t) => {
-  await raw.none('UPDATE clients SET salesman_id = 2 WHERE id = 1');
+  await write('UPDATE clients SET salesman_id = 2 WHERE id = 1');
   t.deepEqual(await tombstones('1'), ['clients@clients:1']);
-  await raw.none('UPDATE clients SET salesman_id = NULL WHERE id = 1');
+  await write('UPDATE clients SET salesman_id = NULL WHERE id = 1');
   t.deepEqual(await tombstones('1'), ['clients@clients:1', 'clients@clients:2'], 'unassigning leaves its bucket too');
-  await raw.none('UPDATE clients SET salesman_id = 1 WHERE id = 1');
+  await write('UPDATE clients SET salesman_id = 1 WHERE id = 1');
   t.deepEqual(await tombstones('1'), ['clients@clients:2'], 'coming back revives the item');
 });
 
 test.serial('moving a price to another pricelist tombstones it in the old pricelist', async (t) => {
-  await raw.none('INSERT INTO prices (id, pricelist_id, product_id, price) VALUES (500, 1, 1, 1.40)');
-  await raw.none('UPDATE prices SET pricelist_id = 2 WHERE id = 500');
+  await write('INSERT INTO prices (id, pricelist_id, product_id, price) VALUES (500, 1, 1, 1.40)');
+  await write('UPDATE prices SET pricelist_id = 2 WHERE id = 500');
   t.deepEqual(await tombstones('500'), ['prices@prices:1']);
 });
 
 test.serial('order lines re-stamp their order; moving or deleting an order tombstones both buckets', async (t) => {
   const id = '6f1c2b8e-3d4a-4c5b-9e6f-7a8b9c0d1e2f';
-  await raw.none(`INSERT INTO orders (id, client_id, salesman_id, warehouse_id, total) VALUES ($1, 2, 1, 1, 3.00)`, [id]);
+  await write(`INSERT INTO orders (id, client_id, salesman_id, warehouse_id, total) VALUES ($1, 2, 1, 1, 3.00)`, [id]);
   const created = await stamp('orders', id);
-  await raw.none(`INSERT INTO order_lines (order_id, line_no, product_id, qty, unit_price, line_total) VALUES ($1, 1, 1, 2, 1.50, 3.00)`, [id]);
+  await raw.none(`INSERT INTO order_lines (order_id, line_no, product_id, qty, unit_price, line_total) VALUES ($1, 1, 1, 2, 1.50, 3.00), ($1, 2, 1, 1, 1.50, 1.50)`, [id]);
+  t.deepEqual(await outbox(), [`orders:${id}`], 'two lines in one statement: their order, once');
+  await tdb.index();
   const withLine = await stamp('orders', id);
   t.true(withLine > created, 'a new line re-stamps the order');
-  await raw.none('UPDATE order_lines SET qty = 3, line_total = 4.50 WHERE order_id = $1', [id]);
+  await write('UPDATE order_lines SET qty = 3, line_total = 4.50 WHERE order_id = $1 AND line_no = 1', [id]);
   t.true((await stamp('orders', id)) > withLine, 'an edited line re-stamps the order');
 
-  await raw.none('UPDATE orders SET salesman_id = 2 WHERE id = $1', [id]);
+  await write('UPDATE orders SET salesman_id = 2 WHERE id = $1', [id]);
   t.deepEqual(await tombstones(id), ['orders@orders:1'], 'client bucket unchanged, old salesman bucket left');
   const moved = await stamp('orders', id);
-  await raw.none('DELETE FROM order_lines WHERE order_id = $1', [id]);
+  await write('DELETE FROM order_lines WHERE order_id = $1', [id]);
   t.true((await stamp('orders', id)) > moved, 'a deleted line re-stamps the order');
-  await raw.none('DELETE FROM orders WHERE id = $1', [id]);
+  await write('DELETE FROM orders WHERE id = $1', [id]);
   t.deepEqual((await tombstones(id)).sort(), ['orders@client_orders:2', 'orders@orders:1', 'orders@orders:2', 'orders@orders:all']);
 });
 
 test.serial('a bulk statement writes one tombstone per row and bucket', async (t) => {
-  await raw.none(`INSERT INTO stock (product_id, warehouse_id, qty)
+  await write(`INSERT INTO stock (product_id, warehouse_id, qty)
                   SELECT 1, w, 1 FROM (VALUES (1), (2)) v(w) ON CONFLICT (product_id, warehouse_id) DO NOTHING`);
   const ids = await raw.map('SELECT id FROM stock', [], (r: { id: string }) => String(r.id));
-  await raw.none('DELETE FROM stock');
+  await write('DELETE FROM stock');
   const n = await raw.one<{ n: string }>(`SELECT count(*) AS n FROM fieldsync.items WHERE row_key IN ($1:csv) AND coll = 'stock' AND deleted`, [ids]);
   t.true(ids.length >= 2);
   t.is(Number(n.n), ids.length);
@@ -147,26 +157,27 @@ test.serial('nothing is sent to the notification queue: commits never wait on th
   }
 });
 
-test.serial('the watermark stays at an open transaction until it finishes', async (t) => {
+test.serial('an open transaction holds back nothing but its own rows, which come after its commit (and never after a rollback)', async (t) => {
+  await tdb.index();
   const conn = await raw.connect();
   try {
     await conn.none('BEGIN');
     await conn.none(`UPDATE products SET base_price = 2.00 WHERE id = 1`);
-    const open = BigInt((await conn.one<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).x);
-    // a later transaction commits while the first is still open
-    await raw.none(`UPDATE categories SET name = 'Drinks' WHERE id = 1`);
-    const wm = BigInt((await raw.one<{ w: string }>('SELECT fieldsync.watermark()::text AS w')).w);
-    t.true(wm <= open, 'watermark does not pass the open transaction');
-    t.true((await stamp('categories', 1)) > open, 'the later commit is above it: readers must wait for the watermark');
+    const productBefore = await stamp('products', 1);
+    // a later transaction commits while the first is still open: indexed at once
+    const later = await write(`UPDATE categories SET name = 'Drinks' WHERE id = 1`);
+    t.is(await stamp('categories', 1), later, 'the later commit is indexed while the other transaction is open');
+    t.is(await stamp('products', 1), productBefore, 'the open transaction\'s row waits for it');
     await conn.none('COMMIT');
-    // The watermark is cluster-wide: transactions of other test files (other databases)
-    // may hold it a moment longer, so wait for it rather than expect it at once.
-    let after = 0n;
-    for (let i = 0; i < 100 && after <= open; i++) {
-      after = BigInt((await raw.one<{ w: string }>('SELECT fieldsync.watermark()::text AS w')).w);
-      if (after <= open) await new Promise((r) => setTimeout(r, 50));
-    }
-    t.true(after > open, 'after commit the watermark passes it');
+    const after = await tdb.index();
+    t.true(after > later);
+    t.is(await stamp('products', 1), after, 'after its commit, its row comes, after the later one');
+
+    await conn.none('BEGIN');
+    await conn.none(`UPDATE products SET base_price = 9.99 WHERE id = 1`);
+    await conn.none('ROLLBACK');
+    t.is(await tdb.index(), after, 'a rolled back write leaves nothing to index');
+    t.is(await stamp('products', 1), after);
   } finally {
     conn.done();
   }
@@ -176,13 +187,13 @@ test.serial('TRUNCATE of a synced table bumps the sync epoch and clears its item
   const epoch = async () => (await raw.one<{ epoch: number }>('SELECT epoch FROM fieldsync.state')).epoch;
   const id = '0b7d3c52-1a2b-4c3d-8e4f-5a6b7c8d9e0f';
   await raw.none(`INSERT INTO orders (id, client_id, salesman_id, warehouse_id, total) VALUES ($1, 2, 1, 1, 3.00)`, [id]);
-  await raw.none(`INSERT INTO order_lines (order_id, line_no, product_id, qty, unit_price, line_total) VALUES ($1, 1, 1, 2, 1.50, 3.00)`, [id]);
+  await write(`INSERT INTO order_lines (order_id, line_no, product_id, qty, unit_price, line_total) VALUES ($1, 1, 1, 2, 1.50, 3.00)`, [id]);
   const before = await epoch();
   const stamped = await stamp('orders', id);
-  await raw.none('TRUNCATE order_lines');
+  await write('TRUNCATE order_lines');
   t.is(await epoch(), before, 'no reset: the orders are re-sent without lines');
   t.true((await stamp('orders', id)) > stamped);
-  await raw.none('TRUNCATE stock');
+  await write('TRUNCATE stock');
   t.is(await epoch(), before + 1);
   t.is((await raw.one<{ n: number }>(`SELECT count(*)::int AS n FROM fieldsync.items WHERE coll = 'stock'`)).n, 0);
 });

@@ -194,7 +194,7 @@ const ops: Record<string, Op> = {
 // --- what each device must hold ----------------------------------------------------------
 
 /** SQL: the expected version of row r: the transaction of its live items in fs_sync.items. */
-const v = (coll: string, key: string) => `(SELECT max(i.tx)::text FROM fs_sync.items i WHERE i.coll = '${coll}' AND i.row_key = ${key} AND NOT i.deleted)`;
+const v = (coll: string, key: string) => `(SELECT max(i.seq)::text FROM fs_sync.items i WHERE i.coll = '${coll}' AND i.row_key = ${key} AND NOT i.deleted)`;
 
 /** per collection: its table, its key as text (the wire id's String) and each wire column's expected value over r */
 const tables = {

@@ -94,7 +94,7 @@ const ops: Record<string, Op> = {
 };
 
 /** SQL: the expected version of row r of a collection (its table has the same name). */
-const v = (coll: string) => `(SELECT max(i.tx)::text FROM fieldsync.items i WHERE i.coll = '${coll}' AND i.row_key = r.id::text AND NOT i.deleted)`;
+const v = (coll: string) => `(SELECT max(i.seq)::text FROM fieldsync.items i WHERE i.coll = '${coll}' AND i.row_key = r.id::text AND NOT i.deleted)`;
 /** SQL: (id, v, check) of the rows of a collection matching `where` (over r). */
 const rows = (coll: string, check: string, where = 'true') =>
   `SELECT r.id::text AS id, ${v(coll)} AS v, json_build_array(${check}) AS check FROM ${coll} r WHERE ${where}`;

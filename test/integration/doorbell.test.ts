@@ -6,8 +6,9 @@ import { Heads } from '../../src/sync/heads.js';
 import { createTestDatabase, erpPool, type TestDatabase } from '../helpers/db.js';
 
 /**
- * The doorbell polls the watermark (nothing rides on the ERP's commits), and the heads
- * it drives see a raw SQL write by the ERP in the buckets and collection it touched.
+ * The doorbell polls (nothing rides on the ERP's commits): it rings `pending` when the
+ * outbox holds a commit, `watermark` when a batch committed; the heads it drives see a raw
+ * SQL write by the ERP in the buckets and collection it touched.
  */
 let tdb: TestDatabase;
 let erp: pgPromise.IDatabase<unknown>;
@@ -23,29 +24,30 @@ test.after.always(async () => {
   await tdb?.drop();
 });
 
-function next<T>(bell: Doorbell, match: (v: T) => boolean, ms = 10_000): Promise<T> {
+function next<T>(bell: Doorbell, match: (v: T) => boolean, ms = 10_000, event: 'watermark' | 'pending' = 'watermark'): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no watermark within ${ms} ms`)), ms);
+    const timer = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms`)), ms);
     const on = (v: T) => {
       if (!match(v)) return;
       clearTimeout(timer);
-      bell.off('watermark', on as never);
+      bell.off(event, on as never);
       resolve(v);
     };
-    bell.on('watermark', on as never);
+    bell.on(event, on as never);
   });
 }
 
-test.serial('polling reports the watermark passing a commit', async (t) => {
-  const bell = new Doorbell(tdb.db, { pollMs: 10, log });
+test.serial('polling rings "pending" for a commit in the outbox, and "watermark" once a batch took it', async (t) => {
+  await tdb.index();
+  const bell = new Doorbell(tdb.db, tdb.model!, { pollMs: 10, log });
   await bell.start();
   try {
-    const x = await erp.tx(async (tx) => {
-      await tx.none(`UPDATE warehouses SET city = 'Al Riyadh' WHERE id = 1`);
-      return BigInt((await tx.one<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).x);
-    });
-    const wm = await next<bigint>(bell, (w) => w > x);
-    t.true(wm > x);
+    const pending = next(bell, () => true, 10_000, 'pending');
+    await erp.none(`UPDATE warehouses SET city = 'Al Riyadh' WHERE id = 1`);
+    await pending;
+    const seq = await tdb.index();
+    const wm = await next<bigint>(bell, (w) => w > seq);
+    t.is(wm, seq + 1n, 'the watermark is the batch after the last one');
     t.is(bell.watermark, wm);
   } finally {
     await bell.stop();
@@ -55,7 +57,8 @@ test.serial('polling reports the watermark passing a commit', async (t) => {
 test.serial('a raw SQL write by the ERP reaches the heads with its buckets and collection', async (t) => {
   const heads = new Heads(tdb.db, tdb.model!, log);
   await heads.start();
-  const bell = new Doorbell(tdb.db, { pollMs: 10, log });
+  const bell = new Doorbell(tdb.db, tdb.model!, { pollMs: 10, log });
+  bell.on('pending', () => void tdb.index());
   bell.on('watermark', () => void heads.refresh());
   await bell.start();
   try {
@@ -76,13 +79,14 @@ test.serial('a raw SQL write by the ERP reaches the heads with its buckets and c
 
 test.serial('a failing poll is logged and the doorbell keeps polling', async (t) => {
   const warnings: unknown[] = [];
-  const bell = new Doorbell(tdb.db, { pollMs: 10, log: { warn: (o: unknown) => warnings.push(o) } as never });
+  const bell = new Doorbell(tdb.db, tdb.model!, { pollMs: 10, log: { warn: (o: unknown) => warnings.push(o) } as never });
   await bell.start();
   try {
     // cut every connection of the pool: the next poll fails, the one after reconnects
     await erp.any(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'fieldsync-test'`);
     const before = bell.watermark!;
     await erp.none(`UPDATE warehouses SET city = 'Riyadh' WHERE id = 1`);
+    await tdb.index();
     await next<bigint>(bell, (w) => w > before);
     t.pass();
   } finally {
@@ -92,9 +96,9 @@ test.serial('a failing poll is logged and the doorbell keeps polling', async (t)
 
 test.serial('while the consumer is behind (a failed refresh), the doorbell rings again at every poll', async (t) => {
   // a database whose watermark stands still (a quiet ERP), so every ring is the doorbell's own
-  const still = { task: async (_tag: string, cb: (q: unknown) => Promise<unknown>) => cb({ one: async () => ({ w: '1000' }) }) } as never;
+  const still = { task: async (_tag: string, cb: (q: unknown) => Promise<unknown>) => cb({ one: async () => ({ w: '1000', pending: false }) }) } as never;
   let consumer = 0n;
-  const bell = new Doorbell(still, { pollMs: 10, log, behind: () => consumer });
+  const bell = new Doorbell(still, { schema: "fieldsync" }, { pollMs: 10, log, behind: () => consumer });
   let rings = 0;
   bell.on('watermark', () => rings++);
   await bell.start();
@@ -119,7 +123,9 @@ test.serial('a table the parameter queries read but nobody syncs (salesmen) is w
   await heads.start();
   try {
     await erp.none(`INSERT INTO salesmen (id, code, name, name_ar) VALUES (9, 'S9', 'Sami', 'سامي')`);
+    await tdb.index();
     await erp.none(`UPDATE salesmen SET warehouse_id = 1 WHERE id = 9`);
+    await tdb.index();
     for (let i = 0; i < 200 && heads.collectionHead('@dep:public.salesmen') === 0n; i++) {
       await new Promise((r) => setTimeout(r, 25));
       await heads.refresh();

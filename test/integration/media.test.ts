@@ -73,7 +73,7 @@ const imageKey = async (id: number): Promise<string | null> =>
   (await s.db.oneOrNone<{ key: string }>(`SELECT key FROM ${fs(s.model, 'images')} WHERE coll = 'products' AND row_key = $1`, [String(id)]))?.key ?? null;
 /** The transactions of the product's items (what devices pull again when it moves). */
 const itemTx = (id: number) =>
-  s.db.map(`SELECT bucket || ':' || tx::text || ':' || deleted AS t FROM ${fs(s.model, 'items')} WHERE coll = 'products' AND row_key = $1 ORDER BY bucket`, [String(id)], (r: { t: string }) => r.t);
+  s.db.map(`SELECT bucket || ':' || seq::text || ':' || deleted AS t FROM ${fs(s.model, 'items')} WHERE coll = 'products' AND row_key = $1 ORDER BY bucket`, [String(id)], (r: { t: string }) => r.t);
 const keysUnder = async (prefix: string) => {
   const client = new S3Client({ endpoint: `http://127.0.0.1:${s3port}`, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
   const r = await client.send(new ListObjectsV2Command({ Bucket: 'media', Prefix: prefix }));
@@ -228,7 +228,7 @@ test.serial('the manifest pages through image changes with URLs, sizes and hashe
     t.is(res.status, 200);
     const body = (await res.json()) as { items: { id: number; placeholder: string; variants: Record<string, { url: string; bytes: number; sha256: string }> }[]; cursor: string; hasMore: boolean };
     t.true(body.items.length <= 2);
-    t.regex(body.cursor, /^[0-9]+\.[A-Za-z0-9_-]*$/, '<tx>.<row key as base64url>');
+    t.regex(body.cursor, /^[0-9]+\.[A-Za-z0-9_-]*$/, '<batch>.<row key as base64url>');
     for (const it of body.items) {
       seen.push(it.id);
       t.is(typeof it.placeholder, 'string');
@@ -283,6 +283,7 @@ test.serial('an ERP delete of a product (plain SQL) moves its image to the garba
   }
   t.is(await imageKey(6), null, 'the capture trigger removed the image with the row');
   t.like(await s.db.one(`SELECT prefix, coll, row_key FROM ${garbage} WHERE prefix = $1`, [key]), { prefix: key, coll: 'products', row_key: '6' });
+  await s.settle();
   const items = await itemTx(6);
   t.true(items.length > 0 && items.every((i) => i.endsWith(':true')), `the row is a delete in each of its buckets: ${items.join(', ')}`);
   t.is(await s.media.cleanup(1), 0, 'within the grace period');

@@ -61,7 +61,7 @@ test('a bucket starting from zero comes from snapshot pages, identical bytes for
     await d.catchUp(1000);
     t.true(d.snapshotPages >= catA.pages.length, 'bootstrapped from pages');
     const want = await s.db.map(
-      `SELECT p.id::text, i.tx::text AS v, p.name_ar FROM products p JOIN fieldsync.items i ON i.coll = 'products' AND i.row_key = p.id::text AND i.bucket = 'catalog' ORDER BY p.id`,
+      `SELECT p.id::text, i.seq::text AS v, p.name_ar FROM products p JOIN fieldsync.items i ON i.coll = 'products' AND i.row_key = p.id::text AND i.bucket = 'catalog' ORDER BY p.id`,
       [],
       (r: { id: string; v: string; name_ar: string }) => `${r.id}:${r.v}:${r.name_ar}`,
     );

@@ -49,7 +49,7 @@ test.serial('check says "not installed" (exit 1); install; check says up to date
 
   const first = await sync(['install']);
   t.is(first.code, 0, first.err);
-  t.regex(first.out, /^installed: 1 fieldsync migrations, \d+ statements for the config/);
+  t.regex(first.out, /^installed: 2 fieldsync migrations, \d+ statements for the config/);
   t.regex((await sync(['install'])).out, /already installed: nothing changed/);
   const after = await sync(['check']);
   t.is(after.code, 0);

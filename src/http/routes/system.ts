@@ -2,12 +2,13 @@ import type { Db } from '../../db/pg.js';
 import type { DriftState } from '../../install/drift.js';
 import { within } from '../../lib/within.js';
 import type { Metrics } from '../../observability/metrics.js';
+import type { Lag } from '../../sync/heads.js';
 import type { Storage } from '../../storage/s3.js';
 import { errorCatalogue, type ErrorCode } from '../../errors.js';
 import { AppError } from '../../errors.js';
 import { route } from '../route.js';
 
-export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: DriftState) {
+export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: DriftState, lag: () => Lag) {
   return [
     route({
       method: 'GET',
@@ -44,7 +45,13 @@ export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: 
         // the database no longer matching the sync config (an ERP deploy recreated a table)
         checks.syncConfig = drift.ok ? 'ok' : drift.problems.join('; ');
         const ready = Object.values(checks).every((c) => c === 'ok');
-        return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not-ready', checks }, headers: { 'Cache-Control': 'no-store' } };
+        // for the operator, never a reason to be unready: an open transaction delays only its own rows
+        const l = lag();
+        const changes = {
+          oldestWriteTransaction: l.pid === null ? null : { seconds: l.seconds, pid: l.pid, database: l.database },
+          outboxBacklog: l.backlog,
+        };
+        return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not-ready', checks, changes }, headers: { 'Cache-Control': 'no-store' } };
       },
     }),
     route({

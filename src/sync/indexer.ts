@@ -1,0 +1,158 @@
+import { EventEmitter } from 'node:events';
+import { INDEX_LOCK } from '../db/locks.js';
+import { pgp, type Db } from '../db/pg.js';
+import { captureFn, keyMatch, s, type Collection, type Model } from '../model/model.js';
+import type { Logger } from '../observability/logger.js';
+
+export interface IndexerEvents {
+  /** a batch committed: items up to this batch number are visible */
+  indexed: [bigint];
+}
+
+export interface BatchReport {
+  /** the batch number that covers everything the batch read (the current one when it found nothing) */
+  seq: bigint;
+  /** outbox entries it consumed */
+  entries: number;
+}
+
+/**
+ * The SQL of one collection's part of a batch: the rows whose keys are in the outbox are
+ * read as they are now (committed, in this batch's snapshot or later) and their items are
+ * made to match: an item per bucket the row is in, stamped with the batch number; the
+ * buckets it left (or every bucket, for a row that is gone or soft-deleted) get a
+ * tombstone with the same number.
+ */
+function collectionSql(m: Model, c: Collection, keys: string[], seq: bigint): string {
+  const k = captureFn(m, 'k', c.name);
+  const b = captureFn(m, 'b', c.name);
+  const items = s(m, 'items');
+  return pgp.as.format(
+    `WITH cur AS (
+  SELECT DISTINCT ${k}(r) AS row_key, bk
+    FROM unnest($<keys>::text[]) q(key) JOIN ${c.table} r ON ${keyMatch(c, 'r', 'q.key')}, unnest(${b}(r)) bk),
+gone AS (
+  UPDATE ${items} i SET seq = $<seq>, deleted = true, deleted_at = now()
+   WHERE i.coll = $<coll> AND i.row_key = ANY ($<keys>::text[]) AND NOT i.deleted
+     AND NOT EXISTS (SELECT 1 FROM cur WHERE cur.row_key = i.row_key AND cur.bk = i.bucket))
+INSERT INTO ${items} (coll, row_key, bucket, seq) SELECT $<coll>, row_key, bk, $<seq> FROM cur
+ON CONFLICT (coll, row_key, bucket) DO UPDATE SET seq = excluded.seq, deleted = false, deleted_at = NULL`,
+    { keys, seq: seq.toString(), coll: c.name },
+  );
+}
+
+/**
+ * The indexer: turns the outbox (`changes`, appended by the capture triggers in the ERP's
+ * own transactions) into items, in batches.
+ *
+ * A batch, in one transaction: take the index lock (batches of every process run one at a
+ * time and commit in number order), delete up to `batchRows` outbox entries (those whose
+ * transactions have committed: the others are invisible and stay), take the next batch
+ * number, and bring the items of those rows up to date. Nothing here waits for anyone
+ * else's transaction: an entry is consumed as soon as its transaction commits, and the rows
+ * are read as they are then. An entry of a transaction still open is read by a later batch;
+ * one that rolls back never becomes visible.
+ *
+ * Why reading the rows "as they are now" loses nothing: every committed change has an entry
+ * that is either still in the outbox or was consumed by a batch that read the rows after
+ * that change committed (its snapshot came after the entry's). A row changed twice may be
+ * indexed twice; each time with its newest committed state, under a higher number.
+ */
+export class Indexer extends EventEmitter<IndexerEvents> {
+  private waiters: { resolve: (seq: bigint) => void; reject: (err: unknown) => void }[] = [];
+  private busy = false;
+  private stopped = false;
+  private readonly deps: Map<string, true>;
+
+  constructor(
+    private readonly db: Db,
+    private readonly model: Model,
+    private readonly log: Logger,
+    private readonly batchRows = 5000,
+  ) {
+    super();
+    this.deps = new Map(model.dependencyTables.map((d) => [d.key, true]));
+  }
+
+  /**
+   * Indexes until the outbox is empty. Resolves with a batch number that covers every change
+   * committed before the call (a pull caught up with a watermark above it holds them).
+   * Calls during a run are served by one more run, started after it.
+   */
+  flush(): Promise<bigint> {
+    if (this.stopped) return Promise.reject(new Error('the indexer is stopped'));
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      if (!this.busy) void this.loop();
+    });
+  }
+
+  /** Waits for a run in flight; later calls are refused (the pool is about to close). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    while (this.busy) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  private async loop(): Promise<void> {
+    this.busy = true;
+    try {
+      while (this.waiters.length > 0) {
+        // everyone waiting now called before this run started: its first batch reads after their commits
+        const waiting = this.waiters.splice(0);
+        try {
+          let report: BatchReport;
+          do report = await this.batch();
+          while (report.entries >= this.batchRows && !this.stopped);
+          for (const w of waiting) w.resolve(report.seq);
+        } catch (err) {
+          for (const w of waiting) w.reject(err);
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** One batch (see the class comment). */
+  async batch(): Promise<BatchReport> {
+    const m = this.model;
+    const report = await this.db.tx('bg:index', async (t) => {
+      const [, taken] = await t.multi<{ coll: string; keys: string[] | null; every: boolean; n: number }>(
+        pgp.as.format(
+          `SELECT pg_advisory_xact_lock($<lock>);
+           WITH d AS (DELETE FROM ${s(m, 'changes')} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${s(m, 'changes')} LIMIT $<limit>)) RETURNING coll, row_key)
+           SELECT coll, array_agg(DISTINCT row_key) FILTER (WHERE row_key IS NOT NULL) AS keys, bool_or(row_key IS NULL) AS every, count(*)::int AS n
+             FROM d GROUP BY coll`,
+          { lock: INDEX_LOCK, limit: this.batchRows },
+        ),
+      );
+      const pendingImages = m.media ? (await t.one<{ p: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${s(m, 'images')} WHERE seq IS NULL) AS p`)).p : false;
+      if (taken!.length === 0 && !pendingImages) {
+        const { seq } = await t.one<{ seq: string }>(`SELECT seq::text AS seq FROM ${s(m, 'state')}`);
+        return { seq: BigInt(seq), entries: 0, made: false };
+      }
+      const { seq: next } = await t.one<{ seq: string }>(`UPDATE ${s(m, 'state')} SET seq = seq + 1 RETURNING seq::text AS seq`);
+      const seq = BigInt(next);
+      const statements: string[] = [];
+      let entries = 0;
+      for (const e of taken!) {
+        entries += e.n;
+        const c = m.collections.get(e.coll);
+        if (c) {
+          // a truncated child table: every parent goes out again (with no nested rows)
+          if (e.every) statements.push(pgp.as.format(`UPDATE ${s(m, 'items')} SET seq = $1 WHERE coll = $2 AND NOT deleted`, [next, c.name]));
+          else if (e.keys) statements.push(collectionSql(m, c, e.keys, seq));
+        } else if (this.deps.has(e.coll)) {
+          // a table the parameter queries read changed: one marker item per batch moves its head
+          statements.push(pgp.as.format(`INSERT INTO ${s(m, 'items')} (coll, row_key, bucket, seq) VALUES ($1, $2, '@dep', $2) ON CONFLICT DO NOTHING`, [e.coll, next]));
+        }
+        // anything else is from a collection no longer configured: consumed, nothing to do
+      }
+      if (pendingImages) statements.push(pgp.as.format(`UPDATE ${s(m, 'images')} SET seq = $1 WHERE seq IS NULL`, [next]));
+      if (statements.length > 0) await t.multi(statements.join(';\n'));
+      return { seq, entries, made: true };
+    });
+    if (report.made) this.emit('indexed', report.seq);
+    return { seq: report.seq, entries: report.entries };
+  }
+}
