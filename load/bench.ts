@@ -95,6 +95,7 @@ try {
   await server.db.none(`UPDATE stock SET qty = qty + 1 WHERE id IN (
       SELECT st.id FROM stock st JOIN salesmen s ON s.id = 1 AND st.warehouse_id = coalesce(s.warehouse_id, st.warehouse_id)
        ORDER BY st.id LIMIT 100)`);
+  await server.indexer.flush(); // what the doorbell's next poll would do, at once
   await server.heads.refresh();
   const behind = JSON.stringify({ cursor, limit: 1000 }); // 100 changed rows behind, every time
   const check = await postGzip(`${server.url}/v1/sync/pull`, { cursor, limit: 1000 }, auth);

@@ -35,7 +35,7 @@ import { Metrics } from './observability/metrics.js';
 import { CursorCodec } from './protocol/cursor.js';
 import { BucketSets } from './sync/bucket-set.js';
 import { ChecksumCache } from './sync/checksum-cache.js';
-import { Heads } from './sync/heads.js';
+import { Heads, readLag } from './sync/heads.js';
 import { Indexer } from './sync/indexer.js';
 import { schedulePrune } from './sync/prune.js';
 import { PullService } from './sync/pull.js';
@@ -181,7 +181,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     life.onStop('heads', () => heads.stop());
     const refreshHeads = () => void heads.refresh().catch((err: unknown) => log.warn({ err }, 'heads refresh failed'));
     indexer.on('indexed', refreshHeads);
-    const metrics = new Metrics({ dbQueries: () => allQueriesSent(db), lag: () => heads.lag });
+    const metrics = new Metrics({ dbQueries: () => allQueriesSent(db), lag: () => readLag(db, model) });
     const doorbell = new Doorbell(db, model, { pollMs: config.doorbell.pollMs, log, behind: () => heads.watermark });
     doorbell.on('watermark', refreshHeads);
     doorbell.on('pending', () => void indexer.flush().catch((err: unknown) => log.warn({ err }, 'indexing failed (the changes stay in the outbox and are retried)')));
@@ -249,7 +249,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       tokens,
       metrics,
       early: [fastPull(pulls, tokens, { ...config.sync, bodyLimitBytes: config.http.bodyLimitBytes })],
-      routes: [...systemRoutes(db, metrics, storage, drift.state, () => heads.lag), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push),
+      routes: [...systemRoutes(db, metrics, storage, drift.state, () => readLag(db, model)), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push),
         ...mediaRoutes({ model, media, storage, heads, maxBytes: config.media.maxBytes })],
       bodyLimitBytes: config.http.bodyLimitBytes,
       trustProxy: config.http.trustProxy,

@@ -189,6 +189,23 @@ export function bucketsExpr(c: Collection): string {
   return c.softDelete ? `CASE WHEN coalesce((${c.softDelete}), false) THEN '{}'::text[] ELSE ${all} END` : all;
 }
 
+/**
+ * SQL over r: the row is in bucket `<defName>:<key>` (or `<defName>` for a bucket with no
+ * key) as it is now: the one membership test, cheaper than building every bucket name of
+ * the row (bucketsExpr). Soft-deleted rows are in none.
+ */
+export function inBucketSql(c: Collection, defName: string, key: string | undefined): string {
+  const tests = c.memberships
+    .filter((mm) => mm.bucket.name === defName)
+    .map((mm) => {
+      if (mm.expr === undefined) return 'true';
+      if (mm.array) return `${pgp.as.text(key ?? '')} = ANY ((${mm.expr})::text[])`;
+      return `(${mm.expr})::text = ${pgp.as.text(key ?? '')}`;
+    });
+  const any = `coalesce(${tests.length ? tests.join(' OR ') : 'false'}, false)`;
+  return c.softDelete ? `(NOT coalesce((${c.softDelete}), false) AND ${any})` : any;
+}
+
 // --- wire values -----------------------------------------------------------------------
 
 /** SQL: a source value as its wire type. */

@@ -79,23 +79,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(sources: { dbQueries: () => number; lag: () => Lag }) {
-    const { dbQueries, lag } = sources;
+  constructor(sources: { dbQueries: () => number; lag: () => Promise<Lag> }) {
+    const { dbQueries } = sources;
+    // one query per scrape for both gauges; a failed read keeps the last values (the scrape still answers)
+    let last: Lag = { seconds: 0, pid: null, database: null, backlog: 0 };
+    let reading: Promise<Lag> | undefined;
+    const lag = () => (reading ??= sources.lag().then((l) => (last = l), () => last).finally(() => void setTimeout(() => (reading = undefined), 100).unref()));
     collectDefaultMetrics({ register: this.registry, prefix: 'fieldsync_' });
     new Gauge({
       name: 'fieldsync_oldest_write_transaction_seconds',
       help: 'Age of the oldest open write transaction in the PostgreSQL cluster (0: none). Only its own rows wait for it; other commits are delivered at once',
       registers: [this.registry],
-      collect() {
-        this.set(lag().seconds);
+      async collect() {
+        this.set((await lag()).seconds);
       },
     });
     new Gauge({
       name: 'fieldsync_outbox_backlog',
       help: 'Committed changes in the outbox the indexer has not taken yet (normally 0: it drains at every poll; growing: the indexer is behind or failing)',
       registers: [this.registry],
-      collect() {
-        this.set(lag().backlog);
+      async collect() {
+        this.set((await lag()).backlog);
       },
     });
     new Counter({

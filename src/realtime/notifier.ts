@@ -192,7 +192,10 @@ export class Notifier {
 
   /** The fields of the event's rows written in [from, to): coalesced ('batch') or sent ('row'). */
   private async configEvent(e: ConfigEvent, from: bigint, to: bigint): Promise<void> {
-    const query = new pgp.ParameterizedQuery({ text: e.sql, values: [e.collection.name, from.toString(), to.toString()] });
+    // formatted here (the simple protocol, like every other query): the embedded PGlite's
+    // socket server interleaves other connections' messages between the Parse and Bind of
+    // a server-side parameterized query, which fails or hangs both
+    const query = pgp.as.format(e.sql, [e.collection.name, from.toString(), to.toString()]);
     const rows = await this.db.task(`bg:event:${e.name}`, (t) => t.any<EventRow>(query));
     if (rows.length === MAX_EVENT_ROWS) this.log.warn({ event: e.name, rows: rows.length }, 'push channel: event rows capped; pokes carry the rest');
     if (e.mode === 'batch') {

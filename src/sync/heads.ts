@@ -25,22 +25,12 @@ export interface HeadsEvents {
  * in number order, so every batch below the watermark (the last batch number + 1) is
  * visible to the scan. One pass over the items written since the last watermark (index
  * items_seq) gives the newest batch per bucket and per collection ('@' + name). Meta rows
- * ('#w' watermark, '#e' epoch and, at most once a second, '#age'/'#pid' the oldest open
- * write transaction, '#backlog' committed changes the indexer has not taken yet) ride along.
+ * ('#w' watermark, '#e' epoch) ride along.
  */
-function headsSql(m: Model, withAge: boolean): string {
-  // pg_stat_activity and the outbox count are for the operator's metrics: at most once a
-  // second, not on every scan (scans follow the batches, up to every poll)
-  const age = withAge
-    ? `
-UNION ALL SELECT x.b, x.v FROM (SELECT pid, datname, floor(extract(epoch FROM clock_timestamp() - xact_start))::bigint AS age FROM pg_stat_activity
-                                WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start LIMIT 1) o,
-                        LATERAL (VALUES ('#age', o.age::text), ('#pid', o.pid::text), ('#db', o.datname::text)) x(b, v)
-UNION ALL SELECT '#backlog', (SELECT count(*) FROM ${fs(m, 'changes')})::text`
-    : '';
+function headsSql(m: Model): string {
   return `WITH st AS (SELECT seq + 1 AS w, epoch FROM ${fs(m, 'state')})
 SELECT '#w' AS b, (SELECT w FROM st)::text AS tx
-UNION ALL SELECT '#e', (SELECT epoch FROM st)::text${age}
+UNION ALL SELECT '#e', (SELECT epoch FROM st)::text
 UNION ALL SELECT coalesce(i.bucket, '@' || i.coll), max(i.seq)::text
   FROM ${fs(m, 'items')} i WHERE i.seq >= $1 AND i.seq < (SELECT w FROM st)
  GROUP BY GROUPING SETS ((i.bucket), (i.coll))
@@ -57,6 +47,19 @@ export interface Lag {
   database: string | null;
   /** committed changes in the outbox the indexer has not taken yet (normally 0: it drains every poll) */
   backlog: number;
+}
+
+/** The operator's view, read now (for a scrape of /metrics or a call of /ready: not on any hot path). */
+export async function readLag(db: Db, m: Pick<Model, 'schema'>): Promise<Lag> {
+  const r = await db.task('bg:lag', (t) =>
+    t.one<{ seconds: number | null; pid: number | null; database: string | null; backlog: number }>(
+      `SELECT o.seconds, o.pid, o.database, (SELECT count(*)::int FROM ${fs(m, 'changes')}) AS backlog
+         FROM (SELECT 1) one
+         LEFT JOIN (SELECT floor(extract(epoch FROM clock_timestamp() - xact_start))::int AS seconds, pid, datname::text AS database
+                      FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start LIMIT 1) o ON true`,
+    ),
+  );
+  return { seconds: r.seconds ?? 0, pid: r.pid, database: r.database, backlog: r.backlog };
 }
 
 /**
@@ -77,12 +80,10 @@ export class Heads extends EventEmitter<HeadsEvents> {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
-  readonly lag: Lag = { seconds: 0, pid: null, database: null, backlog: 0 };
   /** bumped whenever the watermark, a head or the epoch moves (answers cached from memory are stale then) */
   version = 0;
 
-  private readonly sql: { withAge: string; plain: string };
-  private ageReadAt = 0;
+  private readonly sql: string;
 
   constructor(
     private readonly db: Db,
@@ -92,7 +93,7 @@ export class Heads extends EventEmitter<HeadsEvents> {
     private readonly minIntervalMs = 25,
   ) {
     super();
-    this.sql = { withAge: headsSql(model, true), plain: headsSql(model, false) };
+    this.sql = headsSql(model);
   }
 
   /** Every indexing batch below this has committed; pulls read below it. 0 before start. */
@@ -152,22 +153,15 @@ export class Heads extends EventEmitter<HeadsEvents> {
   }
 
   private async scan(): Promise<void> {
-    const withAge = performance.now() - this.ageReadAt >= 1000;
-    if (withAge) this.ageReadAt = performance.now();
-    const sql = withAge ? this.sql.withAge : this.sql.plain;
+    const sql = this.sql;
     const rows = await this.db.task('bg:heads', (t) => t.any<{ b: string; tx: string }>(sql, [this.w.toString()]));
     let watermark = this.w;
     let epoch = this.e;
     const changed: string[] = [];
     const collections: string[] = [];
-    if (withAge) Object.assign(this.lag, { seconds: 0, pid: null, database: null });
     for (const { b, tx } of rows) {
       if (b === '#w') watermark = BigInt(tx);
       else if (b === '#e') epoch = Number(tx);
-      else if (b === '#age') this.lag.seconds = Number(tx);
-      else if (b === '#pid') this.lag.pid = Number(tx);
-      else if (b === '#db') this.lag.database = tx;
-      else if (b === '#backlog') this.lag.backlog = Number(tx);
       else {
         const t = BigInt(tx);
         if (t > (this.last.get(b) ?? 0n)) this.last.set(b, t);

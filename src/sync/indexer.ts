@@ -63,6 +63,10 @@ export class Indexer extends EventEmitter<IndexerEvents> {
   private busy = false;
   private stopped = false;
   private readonly deps: Map<string, true>;
+  /** outbox entries consumed since the last VACUUM of the outbox, and when that was */
+  private consumed = 0;
+  private vacuumedAt = 0;
+  private vacuumRefused = false;
 
   constructor(
     private readonly db: Db,
@@ -101,9 +105,12 @@ export class Indexer extends EventEmitter<IndexerEvents> {
         const waiting = this.waiters.splice(0);
         try {
           let report: BatchReport;
-          do report = await this.batch();
-          while (report.entries >= this.batchRows && !this.stopped);
+          do {
+            report = await this.batch();
+            this.consumed += report.entries;
+          } while (report.entries >= this.batchRows && !this.stopped);
           for (const w of waiting) w.resolve(report.seq);
+          await this.vacuum();
         } catch (err) {
           for (const w of waiting) w.reject(err);
         }
@@ -113,44 +120,78 @@ export class Indexer extends EventEmitter<IndexerEvents> {
     }
   }
 
+  /**
+   * The outbox is a queue: every entry is deleted soon after it is written, and the doorbell
+   * reads it every few milliseconds, through the dead rows until a vacuum removes them.
+   * Autovacuum comes at most once a minute (and never in the embedded PGlite), so the
+   * indexer vacuums it itself, at most once a second, after at least 1,000 entries. A role
+   * that may not (not the table's owner) leaves it to autovacuum, said once.
+   */
+  private async vacuum(): Promise<void> {
+    if (this.consumed < 1000 || this.vacuumRefused || this.stopped || performance.now() - this.vacuumedAt < 1000) return;
+    this.consumed = 0;
+    this.vacuumedAt = performance.now();
+    try {
+      await this.db.none(`VACUUM ${s(this.model, 'changes')}`);
+    } catch (err) {
+      this.vacuumRefused = true;
+      this.log.info({ err: (err as Error).message }, 'the outbox cannot be vacuumed by this role: autovacuum keeps it (tune it, or run the server as the owner of fieldsync\'s schema)');
+    }
+  }
+
   /** One batch (see the class comment). */
   async batch(): Promise<BatchReport> {
     const m = this.model;
-    const report = await this.db.tx('bg:index', async (t) => {
-      const [, taken] = await t.multi<{ coll: string; keys: string[] | null; every: boolean; n: number }>(
-        pgp.as.format(
-          `SELECT pg_advisory_xact_lock($<lock>);
-           WITH d AS (DELETE FROM ${s(m, 'changes')} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${s(m, 'changes')} LIMIT $<limit>)) RETURNING coll, row_key)
-           SELECT coll, array_agg(DISTINCT row_key) FILTER (WHERE row_key IS NOT NULL) AS keys, bool_or(row_key IS NULL) AS every, count(*)::int AS n
-             FROM d GROUP BY coll`,
-          { lock: INDEX_LOCK, limit: this.batchRows },
-        ),
-      );
-      const pendingImages = m.media ? (await t.one<{ p: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${s(m, 'images')} WHERE seq IS NULL) AS p`)).p : false;
-      if (taken!.length === 0 && !pendingImages) {
-        const { seq } = await t.one<{ seq: string }>(`SELECT seq::text AS seq FROM ${s(m, 'state')}`);
-        return { seq: BigInt(seq), entries: 0, made: false };
-      }
-      const { seq: next } = await t.one<{ seq: string }>(`UPDATE ${s(m, 'state')} SET seq = seq + 1 RETURNING seq::text AS seq`);
-      const seq = BigInt(next);
-      const statements: string[] = [];
-      let entries = 0;
-      for (const e of taken!) {
-        entries += e.n;
-        const c = m.collections.get(e.coll);
-        if (c) {
-          // a truncated child table: every parent goes out again (with no nested rows)
-          if (e.every) statements.push(pgp.as.format(`UPDATE ${s(m, 'items')} SET seq = $1 WHERE coll = $2 AND NOT deleted`, [next, c.name]));
-          else if (e.keys) statements.push(collectionSql(m, c, e.keys, seq));
-        } else if (this.deps.has(e.coll)) {
-          // a table the parameter queries read changed: one marker item per batch moves its head
-          statements.push(pgp.as.format(`INSERT INTO ${s(m, 'items')} (coll, row_key, bucket, seq) VALUES ($1, $2, '@dep', $2) ON CONFLICT DO NOTHING`, [e.coll, next]));
+    // one transaction in two round trips (three with nothing to do: the common poll), driven
+    // by hand like a push: the batch's latency is part of every change's way to the devices
+    const report = await this.db.task('bg:index', async (t) => {
+      let open = false;
+      try {
+        open = true;
+        const results = await t.multi<{ coll: string; keys: string[] | null; every: boolean; n: number; images: boolean; seq: string }>(
+          pgp.as.format(
+            `BEGIN;
+             SELECT pg_advisory_xact_lock($<lock>);
+             WITH d AS (DELETE FROM ${s(m, 'changes')} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${s(m, 'changes')} LIMIT $<limit>)) RETURNING coll, row_key)
+             SELECT coll, array_agg(DISTINCT row_key) FILTER (WHERE row_key IS NOT NULL) AS keys, bool_or(row_key IS NULL) AS every, count(*)::int AS n
+               FROM d GROUP BY coll;
+             SELECT ${m.media ? `EXISTS (SELECT 1 FROM ${s(m, 'images')} WHERE seq IS NULL)` : 'false'} AS images, seq::text AS seq FROM ${s(m, 'state')}`,
+            { lock: INDEX_LOCK, limit: this.batchRows },
+          ),
+        );
+        const taken = results[2]!;
+        const state = results[3]![0]!;
+        const current = BigInt(state.seq);
+        if (taken.length === 0 && !state.images) {
+          await t.none('COMMIT');
+          open = false;
+          return { seq: current, entries: 0, made: false };
         }
-        // anything else is from a collection no longer configured: consumed, nothing to do
+        // read under the lock: the next number is ours
+        const seq = current + 1n;
+        const next = seq.toString();
+        const statements = [pgp.as.format(`UPDATE ${s(m, 'state')} SET seq = $1`, [next])];
+        let entries = 0;
+        for (const e of taken) {
+          entries += e.n;
+          const c = m.collections.get(e.coll);
+          if (c) {
+            // a truncated child table: every parent goes out again (with no nested rows)
+            if (e.every) statements.push(pgp.as.format(`UPDATE ${s(m, 'items')} SET seq = $1 WHERE coll = $2 AND NOT deleted`, [next, c.name]));
+            else if (e.keys) statements.push(collectionSql(m, c, e.keys, seq));
+          } else if (this.deps.has(e.coll)) {
+            // a table the parameter queries read changed: one marker item per batch moves its head
+            statements.push(pgp.as.format(`INSERT INTO ${s(m, 'items')} (coll, row_key, bucket, seq) VALUES ($1, $2, '@dep', $2) ON CONFLICT DO NOTHING`, [e.coll, next]));
+          }
+          // anything else is from a collection no longer configured: consumed, nothing to do
+        }
+        if (state.images) statements.push(pgp.as.format(`UPDATE ${s(m, 'images')} SET seq = $1 WHERE seq IS NULL`, [next]));
+        await t.multi([...statements, 'COMMIT'].join(';\n'));
+        open = false;
+        return { seq, entries, made: true };
+      } finally {
+        if (open) await t.none('ROLLBACK').catch(() => undefined); // never hand back a connection mid-transaction
       }
-      if (pendingImages) statements.push(pgp.as.format(`UPDATE ${s(m, 'images')} SET seq = $1 WHERE seq IS NULL`, [next]));
-      if (statements.length > 0) await t.multi(statements.join(';\n'));
-      return { seq, entries, made: true };
     });
     if (report.made) this.emit('indexed', report.seq);
     return { seq: report.seq, entries: report.entries };

@@ -1,5 +1,5 @@
 import { pgp } from '../db/pg.js';
-import { captureFn, rowJson, s, sourceJoin, wireIdFromText, type App, type BucketDef, type Collection, type Model } from '../model/model.js';
+import { inBucketSql, parseBucket, rowJson, s, sourceJoin, wireIdFromText, type App, type BucketDef, type Collection, type Model } from '../model/model.js';
 import type { Position } from '../protocol/cursor.js';
 
 /**
@@ -57,11 +57,12 @@ export function pageSql(m: Model, q: PageQuery): string {
       ORDER BY i.seq, i.coll, i.row_key LIMIT $<limit>`,
     { bucket: q.bucketName, w: q.watermark.toString(), colls: q.collections.map((c) => c.name), limit: q.limit },
   );
+  const bucket = parseBucket(m, q.bucketName)!;
   const selects = q.collections.map((c) => {
     // not (or no longer) in this bucket as the row is now: gone (deleted), moved to another
     // bucket or soft-deleted by a commit the indexer has not taken yet (its values must not
     // reach this bucket's devices), or the triggers were bypassed
-    const outside = pgp.as.format(`(r.${pgp.as.name(c.key[0]!.column)} IS NULL OR NOT (${captureFn(m, 'b', c.name)}(r) @> ARRAY[$1]::text[]))`, [q.bucketName]);
+    const outside = `(r.${pgp.as.name(c.key[0]!.column)} IS NULL OR NOT ${inBucketSql(c, bucket.def.name, bucket.key)})`;
     const del = `json_build_array(${q.index}, ${wireIdFromText(c, 'p.row_key')})::text`;
     return pgp.as.format(
       `SELECT p.n, p.seq::text AS seq, p.coll, p.row_key AS id, (p.deleted OR ${outside}) AS deleted, (NOT p.deleted AND ${outside}) AS gone,

@@ -17,8 +17,8 @@ const open: Client[] = [];
 
 /**
  * The push channel end to end: plain SQL by the ERP -> capture triggers -> fieldsync's
- * items -> the doorbell (polling the watermark every DOORBELL_POLL_MS, default 10 ms; no
- * LISTEN/NOTIFY) -> heads -> pokes and config events to the rooms of the rows' buckets.
+ * outbox -> the doorbell (polling every DOORBELL_POLL_MS, default 10 ms; no LISTEN/NOTIFY)
+ * -> the indexer's batch -> heads -> pokes and config events to the rooms of the rows' buckets.
  * The server runs with the default poll interval.
  */
 test.before(async () => {

@@ -8,7 +8,7 @@ import { errorCatalogue, type ErrorCode } from '../../errors.js';
 import { AppError } from '../../errors.js';
 import { route } from '../route.js';
 
-export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: DriftState, lag: () => Lag) {
+export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: DriftState, lag: () => Promise<Lag>) {
   return [
     route({
       method: 'GET',
@@ -46,12 +46,12 @@ export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: 
         checks.syncConfig = drift.ok ? 'ok' : drift.problems.join('; ');
         const ready = Object.values(checks).every((c) => c === 'ok');
         // for the operator, never a reason to be unready: an open transaction delays only its own rows
-        const l = lag();
-        const changes = {
+        const l = await within(2000, lag()).catch(() => undefined); // unknown while PostgreSQL does not answer
+        const changes = l && {
           oldestWriteTransaction: l.pid === null ? null : { seconds: l.seconds, pid: l.pid, database: l.database },
           outboxBacklog: l.backlog,
         };
-        return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not-ready', checks, changes }, headers: { 'Cache-Control': 'no-store' } };
+        return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not-ready', checks, changes: changes ?? null }, headers: { 'Cache-Control': 'no-store' } };
       },
     }),
     route({
