@@ -45,7 +45,8 @@ export interface PageQuery {
  * the app skips some, else the planner may sort the whole bucket), then each
  * collection's items joined to its table.
  * Rows are serialized to their wire arrays by PostgreSQL, so Node only concatenates
- * text. A live item whose row is gone or no longer in the bucket (a commit not indexed yet;
+ * text. The first row (n = 0, coll '#moved') says whether a batch above the watermark has
+ * written items of the bucket. A live item whose row is gone or no longer in the bucket (a commit not indexed yet;
  * or the ERP bypassed the triggers) is marked `gone` and goes out as a delete, never with
  * the row's new values. Result in stream order: n.
  */
@@ -65,14 +66,22 @@ export function pageSql(m: Model, q: PageQuery): string {
     const outside = `(r.${pgp.as.name(c.key[0]!.column)} IS NULL OR NOT ${inBucketSql(c, bucket.def.name, bucket.key)})`;
     const del = `json_build_array(${q.index}, ${wireIdFromText(c, 'p.row_key')})::text`;
     return pgp.as.format(
-      `SELECT p.n, p.seq::text AS seq, p.coll, p.row_key AS id, (p.deleted OR ${outside}) AS deleted, (NOT p.deleted AND ${outside}) AS gone,
-              CASE WHEN p.deleted OR ${outside} THEN ${del} ELSE ${rowJson(c, q.app.collections.get(c.name)!, q.index)} END AS j
-         FROM page p ${sourceJoin(m, c)}
+      `SELECT p.n, p.seq::text AS seq, p.coll, p.row_key AS id, (p.deleted OR o.outside) AS deleted, (NOT p.deleted AND o.outside) AS gone,
+              CASE WHEN p.deleted OR o.outside THEN ${del} ELSE ${rowJson(c, q.app.collections.get(c.name)!, q.index)} END AS j
+         FROM page p ${sourceJoin(m, c)} CROSS JOIN LATERAL (SELECT ${outside} AS outside) o
         WHERE p.coll = $1`,
       [c.name],
     );
   });
-  return `WITH page AS MATERIALIZED (${page})\n${selects.join('\nUNION ALL\n')}\nORDER BY n`;
+  // and, in the same snapshot, whether a batch above the watermark (not in the heads yet)
+  // has written items of this bucket: then a checksum cached at its head may count an item
+  // that moved past this page (see Position in src/protocol/cursor.ts). Row n = 0, coll '#moved'.
+  const moved = pgp.as.format(
+    `SELECT 0::bigint AS n, NULL::text AS seq, '#moved' AS coll, NULL::text AS id, false AS deleted, false AS gone,
+            (EXISTS (SELECT 1 FROM ${s(m, 'items')} i WHERE i.bucket = $1 AND i.seq >= $2::bigint))::text AS j`,
+    [q.bucketName, q.watermark.toString()],
+  );
+  return `WITH page AS MATERIALIZED (${page})\n${[...selects, moved].join('\nUNION ALL\n')}\nORDER BY n`;
 }
 
 /**

@@ -178,7 +178,7 @@ export class PullService {
     const w = this.heads.watermark;
     const out = new Map<string, { rows: string[]; deleted: string[] }>();
     let budget = req.limit;
-    const read = new Set<string>(); // buckets whose items this pull read
+    const moved = new Set<string>(); // buckets read while a batch above the watermark had written to them
     for (const [index, name] of set.entries()) {
       if (budget === 0) break;
       const pos = positions[name]!;
@@ -191,9 +191,14 @@ export class PullService {
       const def = parseBucket(this.model, name)!.def;
       const collections = collectionsFor(def, app);
       const everyCollection = collections.length === def.collections.length;
-      read.add(name);
       const sql = pageSql(this.model, { bucketName: name, index, position: pos, watermark: w, limit: budget, collections, everyCollection, app });
-      let items = await this.db.any<Item>(sql);
+      const read = async () => {
+        const rows = await this.db.any<Item>(sql);
+        if (rows[0]?.j === 'true') moved.add(name);
+        else moved.delete(name);
+        return rows.slice(1);
+      };
+      let items = await read();
       // A live item whose row is gone or has left the bucket: the ERP committed that and the
       // indexer has not taken it yet. Sent as a delete now, the device would hold less than
       // the bucket's checksum counts until the tombstone came. So the indexer catches up
@@ -205,7 +210,7 @@ export class PullService {
         // the heads see the tombstone's batch before this answer's checksums are chosen:
         // one cached at the old head would count the row this page no longer delivers
         await this.heads.refresh();
-        items = await this.db.any<Item>(sql);
+        items = await read();
       }
       for (const it of items) {
         let c = out.get(it.coll);
@@ -227,7 +232,12 @@ export class PullService {
       this.metrics.rowsServed.inc({ collection: name, kind: 'row' }, c.rows.length);
       this.metrics.rowsServed.inc({ collection: name, kind: 'delete' }, c.deleted.length);
     }
-    await this.verify(positions, read, w, app);
+    // A bucket caught up by a page read while a batch above the watermark (committed, the
+    // heads not refreshed yet) had written to it gets no checksum from this position: that
+    // batch can have moved an item past this page while the checksum cached at the bucket's
+    // head still counts it. The cursor marks the position unverified (no checksum even on
+    // the no-query path) until a later pull reads the bucket again.
+    for (const b of moved) if (positions[b]![1] === null) positions[b] = [positions[b]![0], null, null, 1];
     const hasMore = set.some((b) => !caughtUp(positions[b], this.heads.head(b)));
     // A checksum not cached yet (its bucket just changed) is computed in the background and
     // rides on the next pull: recomputing a 20,000-row bucket here would delay the very
@@ -293,25 +303,6 @@ export class PullService {
     throw new AppError('cursor-expired', `${expired.join(', ')} cannot continue from this device's position (deletes pruned, or the bucket was redefined): drop those buckets and continue with resetCursor`, {
       body: { buckets: expired, resetCursor: this.encode(p, app, epoch, set.filter((b) => !expired.includes(b)), reset) },
     });
-  }
-
-  /**
-   * A bucket this pull caught up is sent its cached checksum only if no batch above the
-   * watermark has touched its items yet: such a batch (committed, the heads not refreshed
-   * yet) can have moved an item this page did not get past the watermark, while the
-   * checksum cached at the bucket's head still counts it. One indexed query for all the
-   * buckets concerned; a bucket it flags is marked unverified in the cursor (no checksum
-   * from that position, not even on the no-query path), until a later pull reads it again.
-   */
-  private async verify(positions: Record<string, Position>, read: Set<string>, w: bigint, app: App): Promise<void> {
-    const candidates = [...read].filter((b) => positions[b]![1] === null && this.checksums.peek(b, app) !== undefined);
-    if (candidates.length === 0) return;
-    const moved = await this.db.map(
-      `SELECT b FROM unnest($1::text[]) b WHERE EXISTS (SELECT 1 FROM ${s(this.model, 'items')} i WHERE i.bucket = b AND i.seq >= $2)`,
-      [candidates, w.toString()],
-      (r: { b: string }) => r.b,
-    );
-    for (const b of moved) positions[b] = [positions[b]![0], null, null, 1];
   }
 
   private cachedChecksums(set: string[], positions: Record<string, Position>, app: App): Record<string, number> {
