@@ -184,7 +184,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const metrics = new Metrics({ dbQueries: () => allQueriesSent(db), lag: () => readLag(db, model) });
     const doorbell = new Doorbell(db, model, { pollMs: config.doorbell.pollMs, log, behind: () => heads.watermark });
     doorbell.on('watermark', refreshHeads);
-    doorbell.on('pending', () => void indexer.flush().catch((err: unknown) => log.warn({ err }, 'indexing failed (the changes stay in the outbox and are retried)')));
+    doorbell.on('pending', () => void indexer.flush().catch(() => undefined)); // the indexer logs its failures
     await doorbell.start();
     life.onStop('doorbell', () => doorbell.stop());
     life.onStop('prune', schedulePrune(db, model, config.sync.retentionDays, config.sync.pruneIntervalMs, log));

@@ -67,6 +67,9 @@ export class Indexer extends EventEmitter<IndexerEvents> {
   private consumed = 0;
   private vacuumedAt = 0;
   private vacuumRefused = false;
+  /** failed runs since the last success, and when one was last logged */
+  private failures = 0;
+  private failureLoggedAt = -Infinity;
 
   constructor(
     private readonly db: Db,
@@ -110,14 +113,29 @@ export class Indexer extends EventEmitter<IndexerEvents> {
             this.consumed += report.entries;
           } while (report.entries >= this.batchRows && !this.stopped);
           for (const w of waiting) w.resolve(report.seq);
+          if (this.failures > 0) this.log.info({ failures: this.failures }, 'indexing recovered: the outbox is being drained again');
+          this.failures = 0;
           await this.vacuum();
         } catch (err) {
           for (const w of waiting) w.reject(err);
+          this.failed(err);
         }
       }
     } finally {
       this.busy = false;
     }
+  }
+
+  /**
+   * A failed run leaves its entries in the outbox (the transaction rolled back) and the next
+   * poll tries again. Said at once, then at most every 30 s with the count, so a lasting
+   * failure (a table the config names, dropped) does not log every poll.
+   */
+  private failed(err: unknown): void {
+    this.failures++;
+    if (this.stopped || performance.now() - this.failureLoggedAt < 30_000) return;
+    this.failureLoggedAt = performance.now();
+    this.log.warn({ err, failures: this.failures }, 'indexing failed: the changes stay in the outbox and are retried at every poll');
   }
 
   /**

@@ -1,5 +1,6 @@
 import test from 'ava';
 import pgPromise from 'pg-promise';
+import { Indexer } from '../../src/sync/indexer.js';
 import { createTestDatabase, erpPool, type TestDatabase } from '../helpers/db.js';
 
 /**
@@ -196,6 +197,27 @@ test.serial('TRUNCATE of a synced table bumps the sync epoch and clears its item
   await write('TRUNCATE stock');
   t.is(await epoch(), before + 1);
   t.is((await raw.one<{ n: number }>(`SELECT count(*)::int AS n FROM fieldsync.items WHERE coll = 'stock'`)).n, 0);
+});
+
+test.serial('a failing batch leaves its entries in the outbox, logs once, and the next batch takes them', async (t) => {
+  const warnings: unknown[] = [];
+  const infos: unknown[] = [];
+  const log = { warn: (o: unknown) => warnings.push(o), info: (o: unknown) => infos.push(o), debug: () => undefined } as never;
+  const indexer = new Indexer(tdb.db, tdb.model!, log);
+  await indexer.flush();
+  await raw.none(`UPDATE categories SET name = 'Soft drinks' WHERE id = 1`);
+  await raw.none('ALTER TABLE fieldsync.items RENAME TO items_away'); // the batch cannot write
+  try {
+    for (let i = 0; i < 3; i++) await t.throwsAsync(indexer.flush());
+    t.deepEqual(await outbox(), ['categories:1'], 'rolled back: the entry is still there');
+    t.is(warnings.length, 1, 'said once, not at every poll');
+  } finally {
+    await raw.none('ALTER TABLE fieldsync.items_away RENAME TO items');
+  }
+  const seq = await indexer.flush();
+  t.deepEqual(await outbox(), []);
+  t.is(await stamp('categories', 1), seq);
+  t.is(infos.length, 1, 'and the recovery');
 });
 
 test.serial('a synced column cannot be dropped from under fieldsync; one it does not sync can', async (t) => {
