@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import Postgrator from 'postgrator';
 import type { IBaseProtocol } from 'pg-promise';
-import { DEMO_SCHEMA_LOCK, INSTALL_LOCK } from '../db/locks.js';
+import { DEMO_SCHEMA_LOCK, INDEX_LOCK, INSTALL_LOCK } from '../db/locks.js';
 import { pgp, type Db } from '../db/pg.js';
 import { sqlPath } from '../db/sql.js';
 import type { Model } from '../model/model.js';
@@ -34,11 +34,15 @@ export interface InstallReport {
  * `sync:install`: fieldsync's own schema (migrations, sql/migrations/) and the config's
  * capture objects (src/install/plan.ts), in ONE transaction under an advisory lock, so
  * replicas starting at once install exactly once and a failure leaves nothing behind.
+ * Indexing batches wait meanwhile (the index lock, taken first).
  * Running it again with the same config changes nothing.
  */
 export async function install(db: Db, m: Model): Promise<InstallReport> {
   return db.tx('install', async (t) => {
     await t.one('SELECT pg_advisory_xact_lock($1)', [INSTALL_LOCK]);
+    // the indexers pause first: one holding the index lock while reading an ERP table this
+    // install is about to lock for its triggers would deadlock with it
+    await t.one('SELECT pg_advisory_xact_lock($1)', [INDEX_LOCK]);
     await t.none('CREATE SCHEMA IF NOT EXISTS $1:name', [m.schema]);
     await t.none('SET LOCAL search_path TO $1:name', [m.schema]);
     const applied = await postgrator(t, m.schema).migrate();
@@ -83,6 +87,7 @@ export async function installedHash(db: Q, schema: string): Promise<string | und
 export async function uninstall(db: Db, schema: string, opts: { dryRun?: boolean } = {}): Promise<string> {
   return db.tx('uninstall', async (t) => {
     await t.one('SELECT pg_advisory_xact_lock($1)', [INSTALL_LOCK]);
+    await t.one('SELECT pg_advisory_xact_lock($1)', [INDEX_LOCK]);
     const steps = await planUninstall(t, schema);
     if (!opts.dryRun) for (const step of steps) await t.none(step.sql);
     return planText(steps);
