@@ -173,7 +173,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const login = new LoginService(users, tokens, config.login);
 
     // what the outbox holds (a seed, ERP writes while no server ran) is indexed before serving
-    const indexer = new Indexer(db, model, log);
+    // batches on a pool of their own: behind a queue of request connections (pushes waiting
+    // for their batch hold theirs) they would wait for the very requests waiting for them
+    const indexDb = createDb({ url, poolMax: 2, applicationName: 'fieldsync-indexer', log });
+    life.onStop('indexer database pool', () => indexDb.$pool.end());
+    const indexer = new Indexer(indexDb, model, log);
     await indexer.flush();
     life.onStop('indexer', () => indexer.stop());
     const heads = new Heads(db, model, log);
