@@ -44,6 +44,9 @@ import { MemorySnapshotStore, RedisSnapshotStore } from './cache/store.js';
 import { AuditLog } from './push/audit.js';
 import { PushService } from './push/service.js';
 
+/** Indexer pools created in this process (their application_name tells them apart). */
+let indexerPools = 0;
+
 export interface RunningServer {
   /** http://host:port */
   url: string;
@@ -175,7 +178,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     // what the outbox holds (a seed, ERP writes while no server ran) is indexed before serving
     // batches on a pool of their own: behind a queue of request connections (pushes waiting
     // for their batch hold theirs) they would wait for the very requests waiting for them
-    const indexDb = createDb({ url, poolMax: 2, applicationName: 'fieldsync-indexer', log });
+    // (one name per server in this process: tests run several, and pg-promise warns of two pools alike)
+    const indexDb = createDb({ url, poolMax: 2, applicationName: `fieldsync-indexer${++indexerPools === 1 ? '' : `-${indexerPools}`}`, log });
     life.onStop('indexer database pool', () => indexDb.$pool.end());
     const indexer = new Indexer(indexDb, model, log);
     await indexer.flush();
