@@ -36,10 +36,10 @@
  * transaction mix can be run against another schema version.
  */
 import { randomUUID } from 'node:crypto';
-import { availableParallelism, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pgPromise from 'pg-promise';
+import { loadLine, median, pct } from './stats.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -99,7 +99,6 @@ export async function loadPicks(url: string): Promise<Picks> {
   }
 }
 
-const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]! : NaN);
 
 const orderColumns = new erpPgp.helpers.ColumnSet(['id', 'client_id', 'salesman_id', 'warehouse_id', 'total'], { table: 'orders' });
 const lineColumns = new erpPgp.helpers.ColumnSet(['order_id', 'line_no', 'product_id', 'qty', 'unit_price', 'line_total'], { table: 'order_lines' });
@@ -223,12 +222,6 @@ export async function measureErpWrites(
   }
 }
 
-export const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
-export const loadLine = () => `load average ${loadavg().map((x) => x.toFixed(2)).join(' / ')} (1/5/15 min), ${availableParallelism()} CPUs`;
 
 export function printRuns(rows: ErpWriteResult[]): void {
   console.log('| run | tx/s | p50 ms | p99 ms | errors | active backends | waiting on NOTIFY queue | waiting on any lock | top waits (share of active samples) | WAL bytes / tx | full-page images / tx |');

@@ -17,6 +17,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
 import { startServer } from '../src/server.js';
 import { measure } from './harness.js';
+import { pct } from './stats.js';
 
 const { values } = parseArgs({ options: { uploads: { type: 'string', default: '10' }, seconds: { type: 'string', default: '8' } } });
 const n = Number(values.uploads);
@@ -36,7 +37,6 @@ if (!process.env.S3_ENDPOINT) {
 }
 const config = loadConfig({ ...process.env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', DEMO_SCALE: process.env.DEMO_SCALE ?? '0.1', SEED_DEMO: '1' });
 const server = await startServer(config, createLogger('warn'));
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 
 /** 4000x3000 with gradients and fine texture: compresses like a photograph, not like a flat colour. */
 async function photo(seed: number): Promise<Buffer> {

@@ -52,7 +52,7 @@ import pgPromise from 'pg-promise';
 import { io as connect, type Socket } from 'socket.io-client';
 import { within } from '../src/lib/within.js';
 import { Device } from '../test/helpers/device.js';
-import { loadLine, median } from './erp-write-bench.js';
+import { loadLine, median, pct } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -85,7 +85,6 @@ const TIMEOUT_MS = 10_000;
 const WARMUP_UPDATES = 5;
 const url = `http://127.0.0.1:${port}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]! : NaN);
 const ms = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
 
 type Phase = 'without' | 'with';

@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import pgPromise from 'pg-promise';
 import { io as connect, type Socket } from 'socket.io-client';
 import { Device } from '../test/helpers/device.js';
+import { pct } from './stats.js';
 
 const { values } = parseArgs({ options: { sockets: { type: 'string', default: '1000,5000,10000' }, port: { type: 'string', default: '3917' } } });
 const url = `http://127.0.0.1:${values.port}`;
@@ -24,7 +25,6 @@ const server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env
 const pgp = pgPromise();
 const erp = pgp(env.DATABASE_URL);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 const rss = async () => Number(/process_resident_memory_bytes (\d+)/.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? 0);
 
 try {

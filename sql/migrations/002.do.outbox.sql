@@ -42,13 +42,12 @@ ALTER TABLE prune_horizon ALTER COLUMN pruned_seq TYPE bigint USING pruned_seq::
 ALTER TABLE bucket_defs RENAME COLUMN reset_tx TO reset_seq;
 ALTER TABLE bucket_defs ALTER COLUMN reset_seq TYPE bigint USING reset_seq::text::bigint;
 
--- Images: numbered by the batch that publishes them (NULL until then), like items.
+-- Images: numbered by the batch that takes their row from the outbox (NULL until then), like items.
 ALTER TABLE images RENAME COLUMN tx TO seq;
 ALTER TABLE images ALTER COLUMN seq DROP DEFAULT;
 ALTER TABLE images ALTER COLUMN seq DROP NOT NULL;
 ALTER TABLE images ALTER COLUMN seq TYPE bigint USING seq::text::bigint;
 ALTER INDEX images_tx RENAME TO images_seq;
-CREATE INDEX images_pending ON images (coll) WHERE seq IS NULL;
 
 -- A push answers with the batch that made its writes visible, known after its commit.
 ALTER TABLE mutations DROP COLUMN tx;

@@ -14,9 +14,9 @@ export interface DoorbellOptions {
   pollMs: number;
   log: Logger;
   /**
-   * Where the consumer is (the heads' watermark): the doorbell rings again while the
-   * database is ahead of it, so a failed refresh is retried at the next poll instead of
-   * waiting for another batch to move the watermark.
+   * Where the consumer is (the heads' watermark): the doorbell rings exactly while the
+   * database is ahead of it. A batch of this process moves the heads itself, so its
+   * watermark rings nothing; a failed refresh is retried at the next poll.
    */
   behind?: () => bigint;
 }
@@ -24,8 +24,8 @@ export interface DoorbellOptions {
 /**
  * The change doorbell: every pollMs, one statement reads the last batch number and
  * whether the outbox holds anything committed. It rings `pending` for the indexer (a batch
- * of another process may take it first: that is fine) and `watermark` when a batch
- * committed, in this process or another.
+ * of another process may take it first: that is fine) and `watermark` when a committed
+ * batch is ahead of the consumer (`behind`): another process's, or one whose refresh failed.
  *
  * Why polling and not LISTEN/NOTIFY: a NOTIFY from the capture triggers made every
  * writing transaction take PostgreSQL's notification queue lock at commit, which
@@ -73,11 +73,9 @@ export class Doorbell extends EventEmitter<DoorbellEvents> {
       const { w, pending } = await this.db.task('bg:watermark', (t) => t.one<{ w: string; pending: boolean }>(this.sql));
       const next = BigInt(w);
       if (pending) this.emit('pending');
-      const lagging = this.opts.behind !== undefined && next > this.opts.behind();
-      if (this.last === undefined || next > this.last || lagging) {
-        this.last = next;
-        this.emit('watermark', next);
-      }
+      const ring = this.opts.behind ? next > this.opts.behind() : this.last === undefined || next > this.last;
+      this.last = next;
+      if (ring) this.emit('watermark', next);
     } catch (err) {
       if (!this.stopped) this.opts.log.warn({ err }, 'watermark poll failed');
     }

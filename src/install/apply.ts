@@ -21,6 +21,19 @@ function postgrator(t: Q, schema: string, dir = 'migrations'): Postgrator {
   });
 }
 
+/**
+ * Taken first by install and uninstall (and printed first by the dry run): replicas install
+ * once; indexing batches pause, since one holding the index lock while reading an ERP table
+ * the install is about to lock for its triggers (or whose items a migration alters) would
+ * deadlock with it.
+ */
+function lockSteps(): PlanStep[] {
+  return [
+    { why: 'one install at a time, and indexing pauses until this commits', sql: `SELECT pg_advisory_xact_lock(${INSTALL_LOCK})` },
+    { why: '', sql: `SELECT pg_advisory_xact_lock(${INDEX_LOCK})` },
+  ];
+}
+
 export interface InstallReport {
   /** fieldsync's own migrations applied */
   migrations: string[];
@@ -39,10 +52,7 @@ export interface InstallReport {
  */
 export async function install(db: Db, m: Model): Promise<InstallReport> {
   return db.tx('install', async (t) => {
-    await t.one('SELECT pg_advisory_xact_lock($1)', [INSTALL_LOCK]);
-    // the indexers pause first: one holding the index lock while reading an ERP table this
-    // install is about to lock for its triggers would deadlock with it
-    await t.one('SELECT pg_advisory_xact_lock($1)', [INDEX_LOCK]);
+    for (const step of lockSteps()) await t.any(step.sql);
     await t.none('CREATE SCHEMA IF NOT EXISTS $1:name', [m.schema]);
     await t.none('SET LOCAL search_path TO $1:name', [m.schema]);
     const applied = await postgrator(t, m.schema).migrate();
@@ -71,7 +81,12 @@ export async function dryRun(db: Db, m: Model): Promise<{ text: string; plan: In
     }
     if (pending.length) migrations.push({ why: '', sql: 'SET LOCAL search_path TO DEFAULT' });
     const plan = await planInstall(t, m);
-    return { text: planText([...migrations, ...plan.steps], plan.advice), plan };
+    // the locks install takes before its first change (after the harmless CREATE SCHEMA), so
+    // the script run by hand is as safe as install
+    const changes = [...migrations, ...plan.steps];
+    const first = schemaExists ? 0 : 1;
+    const steps = changes.length > first ? [...changes.slice(0, first), ...lockSteps(), ...changes.slice(first)] : changes;
+    return { text: planText(steps, plan.advice), plan };
   });
 }
 
@@ -86,8 +101,7 @@ export async function installedHash(db: Q, schema: string): Promise<string | und
 /** `sync:uninstall`: removes every fieldsync trigger and fieldsync's schema, in one transaction. */
 export async function uninstall(db: Db, schema: string, opts: { dryRun?: boolean } = {}): Promise<string> {
   return db.tx('uninstall', async (t) => {
-    await t.one('SELECT pg_advisory_xact_lock($1)', [INSTALL_LOCK]);
-    await t.one('SELECT pg_advisory_xact_lock($1)', [INDEX_LOCK]);
+    for (const step of lockSteps()) await t.any(step.sql);
     const steps = await planUninstall(t, schema);
     if (!opts.dryRun) for (const step of steps) await t.none(step.sql);
     return planText(steps);

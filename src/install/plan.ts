@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { IBaseProtocol } from 'pg-promise';
-import { INDEX_LOCK } from '../db/locks.js';
 import { pgp } from '../db/pg.js';
 import { bucketsExpr, ident, keyText, s, type Collection, type Membership, type Model } from '../model/model.js';
 
@@ -263,8 +262,9 @@ export async function planInstall(db: Q, m: Model): Promise<InstallPlan> {
   // lost writes meanwhile (the ERP recreated its table, or someone dropped a trigger): its
   // items cannot be trusted, so its bucket definitions are rebuilt like changed ones.
   const uncaptured = new Set(desired.filter((d) => d.kind === 'trigger' && !have.has(d.id)).map((d) => d.collection));
-  // Items written here are a batch of their own: under the indexer's lock (batches commit in
-  // number order), numbered by a new batch number, taken once before the first write.
+  // Items written here are a batch of their own, numbered by a new batch number taken once
+  // before the first write (install holds the indexer's lock from its start: batches commit
+  // in number order; see src/install/apply.ts).
   const batch = `(SELECT seq FROM ${s(m, 'state')})`;
   const itemSteps = steps.length;
   for (const def of m.buckets.values()) {
@@ -302,12 +302,10 @@ export async function planInstall(db: Q, m: Model): Promise<InstallPlan> {
     steps.push({ why: '', sql: pgp.as.format(`DELETE FROM ${s(m, 'bucket_defs')} WHERE name = $1`, [name]) });
   }
   if (steps.length > itemSteps) {
-    steps.splice(
-      itemSteps,
-      0,
-      { why: 'items are written as one indexing batch: under the indexer lock, with a new batch number', sql: `SELECT pg_advisory_xact_lock(${INDEX_LOCK})` },
-      { why: '', sql: `UPDATE ${s(m, 'state')} SET seq = seq + 1` },
-    );
+    steps.splice(itemSteps, 0, {
+      why: 'items are written as one indexing batch: under the indexer lock, with a new batch number',
+      sql: `UPDATE ${s(m, 'state')} SET seq = seq + 1`,
+    });
   }
 
   const hash = hashOf(JSON.stringify([desired.map((d) => [d.name, d.table ?? '', d.hash]), [...m.buckets.values()].map((d) => [d.name, d.hash])]));

@@ -1,4 +1,4 @@
-import type { Lag } from '../sync/heads.js';
+import type { Lag } from './lag.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
@@ -81,10 +81,15 @@ export class Metrics {
 
   constructor(sources: { dbQueries: () => number; lag: () => Promise<Lag> }) {
     const { dbQueries } = sources;
-    // one query per scrape for both gauges; a failed read keeps the last values (the scrape still answers)
+    // one query per scrape for both gauges (a scrape collects them together: they share the
+    // read in flight); a failed read keeps the last values, so the scrape still answers
     let last: Lag = { seconds: 0, pid: null, database: null, backlog: 0 };
     let reading: Promise<Lag> | undefined;
-    const lag = () => (reading ??= sources.lag().then((l) => (last = l), () => last).finally(() => void setTimeout(() => (reading = undefined), 100).unref()));
+    const lag = () =>
+      (reading ??= sources
+        .lag()
+        .then((l) => (last = l), () => last)
+        .finally(() => (reading = undefined)));
     collectDefaultMetrics({ register: this.registry, prefix: 'fieldsync_' });
     new Gauge({
       name: 'fieldsync_oldest_write_transaction_seconds',

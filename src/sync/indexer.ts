@@ -21,12 +21,19 @@ export interface BatchReport {
  * read as they are now (committed, in this batch's snapshot or later) and their items are
  * made to match: an item per bucket the row is in, stamped with the batch number; the
  * buckets it left (or every bucket, for a row that is gone or soft-deleted) get a
- * tombstone with the same number.
+ * tombstone with the same number. For the media collection, an image uploaded for one of
+ * those rows (its `seq` still NULL: the upload put the row in the outbox) is published
+ * with the same number.
  */
 function collectionSql(m: Model, c: Collection, keys: string[], seq: bigint): string {
   const k = captureFn(m, 'k', c.name);
   const b = captureFn(m, 'b', c.name);
   const items = s(m, 'items');
+  const images = c.media
+    ? `,
+img AS (
+  UPDATE ${s(m, 'images')} SET seq = $<seq> WHERE coll = $<coll> AND row_key = ANY ($<keys>::text[]) AND seq IS NULL)`
+    : '';
   return pgp.as.format(
     `WITH cur AS (
   SELECT DISTINCT ${k}(r) AS row_key, bk
@@ -34,7 +41,7 @@ function collectionSql(m: Model, c: Collection, keys: string[], seq: bigint): st
 gone AS (
   UPDATE ${items} i SET seq = $<seq>, deleted = true, deleted_at = now()
    WHERE i.coll = $<coll> AND i.row_key = ANY ($<keys>::text[]) AND NOT i.deleted
-     AND NOT EXISTS (SELECT 1 FROM cur WHERE cur.row_key = i.row_key AND cur.bk = i.bucket))
+     AND NOT EXISTS (SELECT 1 FROM cur WHERE cur.row_key = i.row_key AND cur.bk = i.bucket))${images}
 INSERT INTO ${items} (coll, row_key, bucket, seq) SELECT $<coll>, row_key, bk, $<seq> FROM cur
 ON CONFLICT (coll, row_key, bucket) DO UPDATE SET seq = excluded.seq, deleted = false, deleted_at = NULL`,
     { keys, seq: seq.toString(), coll: c.name },
@@ -62,7 +69,7 @@ export class Indexer extends EventEmitter<IndexerEvents> {
   private waiters: { resolve: (seq: bigint) => void; reject: (err: unknown) => void }[] = [];
   private busy = false;
   private stopped = false;
-  private readonly deps: Map<string, true>;
+  private readonly deps: ReadonlySet<string>;
   /** outbox entries consumed since the last VACUUM of the outbox, and when that was */
   private consumed = 0;
   private vacuumedAt = 0;
@@ -78,7 +85,7 @@ export class Indexer extends EventEmitter<IndexerEvents> {
     private readonly batchRows = 5000,
   ) {
     super();
-    this.deps = new Map(model.dependencyTables.map((d) => [d.key, true]));
+    this.deps = new Set(model.dependencyTables.map((d) => d.key));
   }
 
   /**
@@ -158,29 +165,29 @@ export class Indexer extends EventEmitter<IndexerEvents> {
   }
 
   /** One batch (see the class comment). */
-  async batch(): Promise<BatchReport> {
+  private async batch(): Promise<BatchReport> {
     const m = this.model;
-    // one transaction in two round trips (three with nothing to do: the common poll), driven
-    // by hand like a push: the batch's latency is part of every change's way to the devices
+    // one transaction in two round trips (with work or without), driven by hand like a push:
+    // the batch's latency is part of every change's way to the devices
     const report = await this.db.task('bg:index', async (t) => {
       let open = false;
       try {
         open = true;
-        const results = await t.multi<{ coll: string; keys: string[] | null; every: boolean; n: number; images: boolean; seq: string }>(
+        const results = await t.multi<{ coll: string; keys: string[] | null; every: boolean; n: number; seq: string }>(
           pgp.as.format(
             `BEGIN;
              SELECT pg_advisory_xact_lock($<lock>);
              WITH d AS (DELETE FROM ${s(m, 'changes')} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${s(m, 'changes')} LIMIT $<limit>)) RETURNING coll, row_key)
              SELECT coll, array_agg(DISTINCT row_key) FILTER (WHERE row_key IS NOT NULL) AS keys, bool_or(row_key IS NULL) AS every, count(*)::int AS n
                FROM d GROUP BY coll;
-             SELECT ${m.media ? `EXISTS (SELECT 1 FROM ${s(m, 'images')} WHERE seq IS NULL)` : 'false'} AS images, seq::text AS seq FROM ${s(m, 'state')}`,
+             SELECT seq::text AS seq FROM ${s(m, 'state')}`,
             { lock: INDEX_LOCK, limit: this.batchRows },
           ),
         );
         const taken = results[2]!;
         const state = results[3]![0]!;
         const current = BigInt(state.seq);
-        if (taken.length === 0 && !state.images) {
+        if (taken.length === 0) {
           await t.none('COMMIT');
           open = false;
           return { seq: current, entries: 0, made: false };
@@ -203,7 +210,6 @@ export class Indexer extends EventEmitter<IndexerEvents> {
           }
           // anything else is from a collection no longer configured: consumed, nothing to do
         }
-        if (state.images) statements.push(pgp.as.format(`UPDATE ${s(m, 'images')} SET seq = $1 WHERE seq IS NULL`, [next]));
         await t.multi([...statements, 'COMMIT'].join(';\n'));
         open = false;
         return { seq, entries, made: true };

@@ -194,9 +194,12 @@ export class PullService {
       const sql = pageSql(this.model, { bucketName: name, index, position: pos, watermark: w, limit: budget, collections, everyCollection, app });
       const read = async () => {
         const rows = await this.db.any<Item>(sql);
-        if (rows[0]?.j === 'true') moved.add(name);
+        // the page's first row (n = 0) is not an item: whether a batch above the watermark moved items of the bucket
+        const [flag, ...page] = rows;
+        if (flag?.coll !== '#moved') throw new Error(`page of ${name}: the #moved row is missing`);
+        if (flag.j === 'true') moved.add(name);
         else moved.delete(name);
-        return rows.slice(1);
+        return page;
       };
       let items = await read();
       // A live item whose row is gone or has left the bucket: the ERP committed that and the

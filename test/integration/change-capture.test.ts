@@ -220,6 +220,22 @@ test.serial('a failing batch leaves its entries in the outbox, logs once, and th
   t.is(infos.length, 1, 'and the recovery');
 });
 
+test.serial('the indexer vacuums the outbox after draining a thousand entries (autovacuum is too slow for a queue)', async (t) => {
+  const indexer = new Indexer(tdb.db, tdb.model!, { warn: () => undefined, info: () => undefined, debug: () => undefined } as never);
+  await indexer.flush();
+  const vacuums = () => raw.one<{ n: number }>(`SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE schemaname = 'fieldsync' AND relname = 'changes'`).then((r) => r.n);
+  const before = await vacuums();
+  await raw.none(`INSERT INTO categories (id, name, name_ar) SELECT i, 'Bulk ' || i, 'صنف ' || i FROM generate_series(1000, 2099) i`);
+  await indexer.flush();
+  let after = before;
+  for (let i = 0; i < 100 && after === before; i++) {
+    await new Promise((r) => setTimeout(r, 20)); // the vacuum runs after the flush is answered
+    after = await vacuums();
+  }
+  t.true(after > before, 'VACUUM ran on fieldsync.changes');
+  t.deepEqual(await outbox(), []);
+});
+
 test.serial('a synced column cannot be dropped from under fieldsync; one it does not sync can', async (t) => {
   const err = await t.throwsAsync(raw.none('ALTER TABLE clients DROP COLUMN salesman_id'));
   t.regex(err!.message, /cannot drop column salesman_id of table clients because other objects depend on it/);

@@ -101,6 +101,9 @@ test.serial('a commit is pulled and poked at once while write transactions stay 
     const ready = (await (await s.fetch('/ready')).json()) as { changes: { oldestWriteTransaction: { seconds: number; pid: number; database: string } | null; outboxBacklog: number } };
     t.truthy(ready.changes.oldestWriteTransaction, 'the operator sees an open write transaction');
     t.is(typeof ready.changes.outboxBacklog, 'number');
+    const metrics = await (await s.fetch('/metrics')).text();
+    t.regex(metrics, /^fieldsync_oldest_write_transaction_seconds \d+$/m);
+    t.regex(metrics, /^fieldsync_outbox_backlog \d+$/m);
 
     pokes.length = 0;
     await here.end('COMMIT');
@@ -196,6 +199,58 @@ test.serial('deletes and bucket moves inside a long transaction arrive when it c
   t.deepEqual([...one.problems, ...two.problems], []);
 });
 
+test('a row moved or deleted by a commit not indexed yet never reaches its old bucket with its new values, and checksums stay exact', async (t) => {
+  // no poll for a minute: only pulls and pushes run the indexer here
+  const quiet = await startTestServer({ DOORBELL_POLL_MS: '60000', SNAPSHOTS: 'false' });
+  const raw = erpPool(quiet.tdb.url, 2);
+  try {
+    await loadFixture(quiet.db);
+    await quiet.settle();
+    const login = await quiet.post('/v1/auth/login', { email: 'salesman1@fixture.test', password: FIXTURE_PASSWORD });
+    const token = ((await login.json()) as { token: string }).token;
+    type Answer = { changes?: Record<string, { cols: string[]; rows: unknown[][] }>; buckets: { current: string[] } };
+    const answers: Answer[] = [];
+    const device = (name: string) => {
+      const dev = new Device(name, async (cursor, limit) => {
+        const res = await quiet.post('/v1/sync/pull', { ...(cursor && { cursor }), limit }, { authorization: `Bearer ${token}` });
+        answers.push((await res.clone().json()) as Answer);
+        return res;
+      }, quiet.url);
+      dev.audit = true;
+      return dev;
+    };
+    const d = device('salesman1');
+    await d.catchUp(1000);
+    t.truthy(row(d, 'clients', 8));
+    // client 8 moves to salesman 2 with a new phone; nobody indexes
+    await raw.none(`UPDATE clients SET salesman_id = 2, phone = '+966500000088' WHERE id = 8`);
+    t.deepEqual(await raw.map('SELECT coll FROM fieldsync.changes', [], (r: { coll: string }) => r.coll), ['clients']);
+    // a device reading the bucket from the start meets the stale item
+    const fresh = device('salesman1-fresh');
+    await fresh.catchUp(1000);
+    await d.catchUp(1000);
+    const leaked = answers.flatMap((a) =>
+      Object.entries(a.changes ?? {}).flatMap(([name, sec]) =>
+        name !== 'clients' ? [] : sec.rows.filter((r) => r[sec.cols.indexOf('id')] === 8 && a.buckets.current[r[0] as number] === 'clients:1').map((r) => JSON.stringify(r)),
+      ),
+    );
+    t.deepEqual(leaked.filter((r) => r.includes('+966500000088')), [], 'the moved row\'s new values never went out in clients:1');
+    for (const dev of [d, fresh]) t.falsy(row(dev, 'clients', 8), `${dev.name}: moved out`);
+
+    // a deleted row, not indexed either: never sent as a delete the bucket's checksum would not count
+    await raw.none('DELETE FROM stock WHERE product_id = 6 AND warehouse_id = 1');
+    const third = device('salesman1-third');
+    await third.catchUp(1000);
+    await d.catchUp(1000);
+    for (const dev of [d, third]) t.falsy(stockRow(dev, 6, 1), `${dev.name}: deleted`);
+    t.deepEqual([...d.problems, ...fresh.problems, ...third.problems], [], 'no checksum off, no version twice');
+    t.deepEqual(await raw.any('SELECT 1 FROM fieldsync.changes'), [], 'the pull had the indexer catch up');
+  } finally {
+    await raw.$pool.end();
+    await quiet.close();
+  }
+});
+
 test('a cursor from before the outbox (transaction ids as positions) continues after the upgrade: only what changed after it', async (t) => {
   const tdb = await createTestDatabase();
   const raw = erpPool(tdb.url, 2);
@@ -218,7 +273,6 @@ test('a cursor from before the outbox (transaction ids as positions) continues a
         ALTER TABLE fieldsync.prune_horizon ALTER COLUMN pruned_tx TYPE xid8 USING pruned_tx::text::xid8;
         ALTER TABLE fieldsync.bucket_defs RENAME COLUMN reset_seq TO reset_tx;
         ALTER TABLE fieldsync.bucket_defs ALTER COLUMN reset_tx TYPE xid8 USING '1'::xid8;
-        DROP INDEX fieldsync.images_pending;
         ALTER TABLE fieldsync.images RENAME COLUMN seq TO tx;
         ALTER TABLE fieldsync.images ALTER COLUMN tx TYPE xid8 USING '1'::xid8;
         ALTER TABLE fieldsync.images ALTER COLUMN tx SET NOT NULL;

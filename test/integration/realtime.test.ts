@@ -56,8 +56,6 @@ async function until(cond: () => boolean, what: string, ms = 20_000): Promise<vo
     await wait(10);
   }
 }
-/** When the commit returned: a poke measures from there (everything after it is fieldsync's latency). */
-const visibleAt = async (_db: ReturnType<typeof erpPool>): Promise<number> => Date.now();
 /** The app's own connections to its database (the pool the doorbell polls through). */
 const appBackends = (db: ReturnType<typeof erpPool>) =>
   db.one<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'fieldsync'`).then((r) => r.n);
@@ -121,7 +119,7 @@ test.serial('an ERP change pokes each affected bucket once, and the pull that fo
   await wait(250); // quiet spell
   got.length = 0;
   await erp.none('UPDATE stock SET qty = 321 WHERE product_id = 3 AND warehouse_id = 1');
-  const visible = await visibleAt(erp);
+  const visible = Date.now(); // the commit returned: from here the latency is fieldsync's
   await until(() => poked(got, 'stock:1').length > 0, 'the poke');
   await wait(400); // a whole window: no second poke may follow
   const pokes = got.filter((e) => e.event === 'sync:poke');
@@ -311,7 +309,7 @@ test('with the default poll interval and no LISTEN (PgBouncer-safe), an ERP chan
       );
       t.is(listening.n, 0);
       await pool.none('UPDATE stock SET qty = 9 WHERE product_id = 1 AND warehouse_id = 3');
-      visible = await visibleAt(pool);
+      visible = Date.now(); // the commit returned: from here the latency is fieldsync's
     } finally {
       await pool.$pool.end();
     }

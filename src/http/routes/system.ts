@@ -2,7 +2,7 @@ import type { Db } from '../../db/pg.js';
 import type { DriftState } from '../../install/drift.js';
 import { within } from '../../lib/within.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { Lag } from '../../sync/heads.js';
+import type { Lag } from '../../observability/lag.js';
 import type { Storage } from '../../storage/s3.js';
 import { errorCatalogue, type ErrorCode } from '../../errors.js';
 import { AppError } from '../../errors.js';
