@@ -65,26 +65,37 @@ export class AuditLog {
     return this.buffer.length;
   }
 
-  /** Writes everything buffered now (single-flight). */
+  /**
+   * Writes everything buffered now (single-flight: a call during a write shares it, and the
+   * write takes what was recorded meanwhile too).
+   */
   flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.flushing ??= (async () => {
-      try {
-        while (this.buffer.length > 0) {
-          const chunk = this.buffer.slice(0, this.batch);
-          await this.db.task('bg:audit', (t) => t.none(pgp.helpers.insert(chunk, this.columns)));
-          this.buffer.splice(0, chunk.length);
-        }
-      } catch (err) {
-        this.log.warn({ err, pending: this.buffer.length }, 'audit write failed; will retry');
-        if (!this.stopped) this.timer = setTimeout(() => void this.flush(), this.flushMs * 5);
-        throw err;
-      } finally {
-        this.flushing = undefined;
-      }
-    })();
+    if (!this.flushing) {
+      // cleared in a later tick, never before it is set: an empty buffer drains at once,
+      // and a run that cleared itself synchronously would leave its settled promise here
+      // for good (every later flush would return it and write nothing)
+      const run = this.drain().finally(() => {
+        if (this.flushing === run) this.flushing = undefined;
+      });
+      this.flushing = run;
+    }
     return this.flushing;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.buffer.length > 0) {
+        const chunk = this.buffer.slice(0, this.batch);
+        await this.db.task('bg:audit', (t) => t.none(pgp.helpers.insert(chunk, this.columns)));
+        this.buffer.splice(0, chunk.length);
+      }
+    } catch (err) {
+      this.log.warn({ err, pending: this.buffer.length }, 'audit write failed; will retry');
+      if (!this.stopped) this.timer = setTimeout(() => void this.flush(), this.flushMs * 5);
+      throw err;
+    }
   }
 
   async stop(): Promise<void> {

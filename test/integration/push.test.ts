@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import test from 'ava';
 import { createOrder } from '../../src/demo/mutations.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { AuditLog } from '../../src/push/audit.js';
 import type { MutationResult } from '../../src/protocol/mutations.js';
 import { erpPool } from '../helpers/db.js';
 import { Device } from '../helpers/device.js';
@@ -359,6 +361,23 @@ test.serial('every mutation is audited, and the audit survives a graceful shutdo
   } finally {
     await other.tdb.drop();
   }
+});
+
+test.serial('the audit log keeps writing after a flush that found nothing, and its stop returns', async (t) => {
+  const audit = new AuditLog(s.db, s.model, createLogger('silent'), 60_000);
+  const entry = (code: string) => ({ at: new Date(), userId: userIds.admin!, deviceId: 'audit-test', mutationId: randomUUID(), type: 'order.create', status: 'rejected', code, durationMs: 1 });
+  const count = async () => (await s.db.one<{ n: number }>('SELECT count(*)::int AS n FROM $1:name.audit WHERE device_id = $2', [s.model.schema, 'audit-test'])).n;
+  // an empty flush (the timer firing after a flush took everything) must not stick
+  await audit.flush();
+  audit.record([entry('first')]);
+  await audit.flush();
+  t.is(await count(), 1);
+  await audit.flush();
+  audit.record([entry('second')]);
+  // stop writes what is left and returns (it used to spin on the stale empty flush)
+  await audit.stop();
+  t.is(await count(), 2);
+  t.is(audit.pending, 0);
 });
 
 test.serial('a graceful shutdown lets a push in flight finish: every mutation answered, in the ledger and audited', async (t) => {
