@@ -236,6 +236,23 @@ test.serial('the indexer vacuums the outbox after draining a thousand entries (a
   t.deepEqual(await outbox(), []);
 });
 
+test.serial('after a large change the indexer takes the items\' statistics (the planner would read a whole collection per batch)', async (t) => {
+  const indexer = new Indexer(tdb.db, tdb.model!, { warn: () => undefined, info: () => undefined, debug: () => undefined } as never);
+  await indexer.flush();
+  const estimate = () => raw.one<{ n: number }>(`SELECT reltuples::int AS n FROM pg_class WHERE oid = 'fieldsync.items'::regclass`).then((r) => r.n);
+  const before = await estimate();
+  await raw.none(`INSERT INTO categories (id, name, name_ar) SELECT i, 'Many ' || i, 'صنف ' || i FROM generate_series(10000, 21999) i`);
+  await indexer.flush();
+  let after = before;
+  for (let i = 0; i < 100 && after === before; i++) {
+    await new Promise((r) => setTimeout(r, 20)); // the analyze runs after the flush is answered
+    after = await estimate();
+  }
+  t.true(after >= 12_000, `the estimate moved from ${before} to ${after}`);
+  await raw.none('DELETE FROM categories WHERE id BETWEEN 10000 AND 21999');
+  await indexer.flush();
+});
+
 test.serial('a synced column cannot be dropped from under fieldsync; one it does not sync can', async (t) => {
   const err = await t.throwsAsync(raw.none('ALTER TABLE clients DROP COLUMN salesman_id'));
   t.regex(err!.message, /cannot drop column salesman_id of table clients because other objects depend on it/);

@@ -365,7 +365,7 @@ test.serial('every mutation is audited, and the audit survives a graceful shutdo
 
 test.serial('the audit log keeps writing after a flush that found nothing, and its stop returns', async (t) => {
   const audit = new AuditLog(s.db, s.model, createLogger('silent'), 60_000);
-  const entry = (code: string) => ({ at: new Date(), userId: userIds.admin!, deviceId: 'audit-test', mutationId: randomUUID(), type: 'order.create', status: 'rejected', code, durationMs: 1 });
+  const entry = (code: string) => ({ at: new Date(), userId: userIds.admin!, deviceId: 'audit-test', mutationId: randomUUID(), type: 'order.create', status: 'rejected' as const, code, durationMs: 1 });
   const count = async () => (await s.db.one<{ n: number }>('SELECT count(*)::int AS n FROM $1:name.audit WHERE device_id = $2', [s.model.schema, 'audit-test'])).n;
   // an empty flush (the timer firing after a flush took everything) must not stick
   await audit.flush();
