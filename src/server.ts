@@ -189,9 +189,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await heads.start();
     life.onStop('heads', () => heads.stop());
     const refreshHeads = () => void heads.refresh().catch((err: unknown) => log.warn({ err }, 'heads refresh failed'));
-    indexer.on('indexed', refreshHeads);
+    indexer.on('indexed', (batch) => {
+      if (!heads.apply(batch)) refreshHeads();
+    });
     const metrics = new Metrics({ dbQueries: () => allQueriesSent(db), lag: () => readLag(db, model) });
-    const doorbell = new Doorbell(db, model, { pollMs: config.doorbell.pollMs, log, behind: () => heads.watermark });
+    const doorbell = new Doorbell(db, model, { pollMs: config.doorbell.pollMs, log, behind: () => heads.watermark, epoch: () => heads.epoch });
     doorbell.on('watermark', refreshHeads);
     doorbell.on('pending', () => void indexer.flush().catch(() => undefined)); // the indexer logs its failures
     await doorbell.start();

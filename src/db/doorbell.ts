@@ -19,11 +19,16 @@ export interface DoorbellOptions {
    * watermark rings nothing; a failed refresh is retried at the next poll.
    */
   behind?: () => bigint;
+  /**
+   * The consumer's sync epoch: a TRUNCATE of a synced table moves the epoch (every cursor
+   * is void) without a batch, so the doorbell rings while the epochs differ too.
+   */
+  epoch?: () => number;
 }
 
 /**
- * The change doorbell: every pollMs, one statement reads the last batch number and
- * whether the outbox holds anything committed. It rings `pending` for the indexer (a batch
+ * The change doorbell: every pollMs, one statement reads the last batch number, the sync
+ * epoch and whether the outbox holds anything committed. It rings `pending` for the indexer (a batch
  * of another process may take it first: that is fine) and `watermark` when a committed
  * batch is ahead of the consumer (`behind`): another process's, or one whose refresh failed.
  *
@@ -45,7 +50,7 @@ export class Doorbell extends EventEmitter<DoorbellEvents> {
     private readonly opts: DoorbellOptions,
   ) {
     super();
-    this.sql = `SELECT (seq + 1)::text AS w, EXISTS (SELECT 1 FROM ${s(model, 'changes')}) AS pending FROM ${s(model, 'state')}`;
+    this.sql = `SELECT (seq + 1)::text AS w, epoch, EXISTS (SELECT 1 FROM ${s(model, 'changes')}) AS pending FROM ${s(model, 'state')}`;
   }
 
   /** The last watermark seen (undefined before the first poll). */
@@ -70,10 +75,12 @@ export class Doorbell extends EventEmitter<DoorbellEvents> {
 
   private async poll(): Promise<void> {
     try {
-      const { w, pending } = await this.db.task('bg:watermark', (t) => t.one<{ w: string; pending: boolean }>(this.sql));
+      const { w, epoch, pending } = await this.db.task('bg:watermark', (t) => t.one<{ w: string; epoch: number; pending: boolean }>(this.sql));
       const next = BigInt(w);
       if (pending) this.emit('pending');
-      const ring = this.opts.behind ? next > this.opts.behind() : this.last === undefined || next > this.last;
+      const ring =
+        (this.opts.behind ? next > this.opts.behind() : this.last === undefined || next > this.last) ||
+        (this.opts.epoch !== undefined && epoch !== this.opts.epoch());
       this.last = next;
       if (ring) this.emit('watermark', next);
     } catch (err) {

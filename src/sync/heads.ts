@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Db } from '../db/pg.js';
 import { s as fs, type Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
+import type { Batch } from './indexer.js';
 
 export interface Advance {
   /** the previous watermark: the advance covers batches in [from, watermark) */
@@ -100,6 +101,23 @@ export class Heads extends EventEmitter<HeadsEvents> {
     this.stopped = true;
     this.again = false;
     await this.running?.catch(() => undefined);
+  }
+
+  /**
+   * Moves the heads by a batch this process's indexer just committed, from what the batch
+   * wrote (no scan, no round trip: the way from a commit to a poke is one step shorter).
+   * Only for the next batch (every one below it is known) while no scan runs and the epoch
+   * is the same; otherwise answers false and the caller refreshes.
+   */
+  apply(b: Batch): boolean {
+    if (this.stopped || this.running || b.seq !== this.w || b.epoch !== this.e) return false;
+    for (const bucket of b.buckets) this.last.set(bucket, b.seq);
+    for (const c of b.collections) this.last.set(`@${c}`, b.seq);
+    const from = this.w;
+    this.w = b.seq + 1n;
+    this.version++;
+    this.emit('advanced', { from, watermark: this.w, buckets: b.buckets, collections: b.collections, epochChanged: false });
+    return true;
   }
 
   /** Brings the heads up to the current watermark (coalesced, single-flight). */

@@ -4,9 +4,21 @@ import { pgp, type Db } from '../db/pg.js';
 import { captureFn, keyMatch, s, type Collection, type Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
 
+/** What one committed batch wrote: enough to move the heads without scanning for it. */
+export interface Batch {
+  /** its number */
+  seq: bigint;
+  /** the sync epoch it read (under the index lock, in its transaction) */
+  epoch: number;
+  /** the buckets it wrote an item into (row or tombstone) */
+  buckets: string[];
+  /** the collections it wrote an item of (and the dependency tables it marked) */
+  collections: string[];
+}
+
 export interface IndexerEvents {
-  /** a batch committed: items up to this batch number are visible */
-  indexed: [bigint];
+  /** a batch committed: items up to its number are visible */
+  indexed: [Batch];
 }
 
 export interface BatchReport {
@@ -23,7 +35,7 @@ export interface BatchReport {
  * buckets it left (or every bucket, for a row that is gone or soft-deleted) get a
  * tombstone with the same number. For the media collection, an image uploaded for one of
  * those rows (its `seq` still NULL: the upload put the row in the outbox) is published
- * with the same number.
+ * with the same number. Answers the buckets it wrote into.
  */
 function collectionSql(m: Model, c: Collection, keys: string[], seq: bigint): string {
   const k = captureFn(m, 'k', c.name);
@@ -37,13 +49,17 @@ img AS (
   return pgp.as.format(
     `WITH cur AS (
   SELECT DISTINCT ${k}(r) AS row_key, bk
-    FROM unnest($<keys>::text[]) q(key) JOIN ${c.table} r ON ${keyMatch(c, 'r', 'q.key')}, unnest(${b}(r)) bk),
+    FROM unnest($<keys>::text[]) q(key) JOIN ${c.table} r ON ${keyMatch(c, 'r', 'q.key')}, unnest(${b}(r)) bk)${images},
 gone AS (
   UPDATE ${items} i SET seq = $<seq>, deleted = true, deleted_at = now()
    WHERE i.coll = $<coll> AND i.row_key = ANY ($<keys>::text[]) AND NOT i.deleted
-     AND NOT EXISTS (SELECT 1 FROM cur WHERE cur.row_key = i.row_key AND cur.bk = i.bucket))${images}
-INSERT INTO ${items} (coll, row_key, bucket, seq) SELECT $<coll>, row_key, bk, $<seq> FROM cur
-ON CONFLICT (coll, row_key, bucket) DO UPDATE SET seq = excluded.seq, deleted = false, deleted_at = NULL`,
+     AND NOT EXISTS (SELECT 1 FROM cur WHERE cur.row_key = i.row_key AND cur.bk = i.bucket)
+   RETURNING i.bucket),
+put AS (
+  INSERT INTO ${items} (coll, row_key, bucket, seq) SELECT $<coll>, row_key, bk, $<seq> FROM cur
+  ON CONFLICT (coll, row_key, bucket) DO UPDATE SET seq = excluded.seq, deleted = false, deleted_at = NULL
+  RETURNING bucket)
+SELECT bucket FROM gone UNION SELECT bucket FROM put`,
     { keys, seq: seq.toString(), coll: c.name },
   );
 }
@@ -196,14 +212,14 @@ export class Indexer extends EventEmitter<IndexerEvents> {
       let open = false;
       try {
         open = true;
-        const results = await t.multi<{ coll: string; keys: string[] | null; every: boolean; n: number; seq: string }>(
+        const results = await t.multi<{ coll: string; keys: string[] | null; every: boolean; n: number; seq: string; epoch: number }>(
           pgp.as.format(
             `BEGIN;
              SELECT pg_advisory_xact_lock($<lock>);
              WITH d AS (DELETE FROM ${s(m, 'changes')} WHERE ctid IN (SELECT ctid FROM ${s(m, 'changes')} LIMIT $<limit>) RETURNING coll, row_key)
              SELECT coll, array_agg(DISTINCT row_key) FILTER (WHERE row_key IS NOT NULL) AS keys, bool_or(row_key IS NULL) AS every, count(*)::int AS n
                FROM d GROUP BY coll;
-             SELECT seq::text AS seq FROM ${s(m, 'state')}`,
+             SELECT seq::text AS seq, epoch FROM ${s(m, 'state')}`,
             { lock: INDEX_LOCK, limit: this.batchRows },
           ),
         );
@@ -213,34 +229,48 @@ export class Indexer extends EventEmitter<IndexerEvents> {
         if (taken.length === 0) {
           await t.none('COMMIT');
           open = false;
-          return { seq: current, entries: 0, made: false };
+          return { seq: current, entries: 0 };
         }
         // read under the lock: the next number is ours
         const seq = current + 1n;
         const next = seq.toString();
         const statements = [pgp.as.format(`UPDATE ${s(m, 'state')} SET seq = $1`, [next])];
+        /** the collection (or dependency table) whose buckets each statement answers, in order */
+        const answers: { coll: string; marker?: true }[] = [{ coll: '' }];
         let entries = 0;
         for (const e of taken) {
           entries += e.n;
           const c = m.collections.get(e.coll);
           if (c) {
             // a truncated child table: every parent goes out again (with no nested rows)
-            if (e.every) statements.push(pgp.as.format(`UPDATE ${s(m, 'items')} SET seq = $1 WHERE coll = $2 AND NOT deleted`, [next, c.name]));
+            if (e.every) statements.push(pgp.as.format(`WITH u AS (UPDATE ${s(m, 'items')} SET seq = $1 WHERE coll = $2 AND NOT deleted RETURNING bucket) SELECT DISTINCT bucket FROM u`, [next, c.name]));
             else if (e.keys) statements.push(collectionSql(m, c, e.keys, seq));
+            else continue;
+            answers.push({ coll: c.name });
           } else if (this.deps.has(e.coll)) {
             // a table the parameter queries read changed: one marker item per batch moves its head
             statements.push(pgp.as.format(`INSERT INTO ${s(m, 'items')} (coll, row_key, bucket, seq) VALUES ($1, $2, '@dep', $2) ON CONFLICT DO NOTHING`, [e.coll, next]));
+            answers.push({ coll: e.coll, marker: true });
           }
           // anything else is from a collection no longer configured: consumed, nothing to do
         }
-        await t.multi([...statements, 'COMMIT'].join(';\n'));
+        const written = await t.multi<{ bucket: string }>([...statements, 'COMMIT'].join(';\n'));
         open = false;
-        return { seq, entries, made: true };
+        const buckets = new Set<string>();
+        const collections = new Set<string>();
+        // as the heads' scan would find them: a collection counts when an item of it was written
+        answers.forEach(({ coll, marker }, i) => {
+          if (i === 0 || (!marker && written[i]!.length === 0)) return;
+          collections.add(coll);
+          for (const r of written[i]!) buckets.add(r.bucket);
+        });
+        const batch: Batch = { seq, epoch: state.epoch, buckets: [...buckets], collections: [...collections] };
+        return { seq, entries, batch };
       } finally {
         if (open) await t.none('ROLLBACK').catch(() => undefined); // never hand back a connection mid-transaction
       }
     });
-    if (report.made) this.emit('indexed', report.seq);
+    if (report.batch) this.emit('indexed', report.batch);
     return { seq: report.seq, entries: report.entries };
   }
 }

@@ -3,6 +3,7 @@ import pgPromise from 'pg-promise';
 import { pino } from 'pino';
 import { Doorbell } from '../../src/db/doorbell.js';
 import { Heads } from '../../src/sync/heads.js';
+import { Indexer } from '../../src/sync/indexer.js';
 import { createTestDatabase, erpPool, type TestDatabase } from '../helpers/db.js';
 
 /**
@@ -71,6 +72,67 @@ test.serial('a raw SQL write by the ERP reaches the heads with its buckets and c
     t.true(heads.head('catalog') > 0n);
     t.true(heads.collectionHead('pricelists') > 0n);
     t.is(heads.collectionHead('stock'), 0n);
+  } finally {
+    await bell.stop();
+    await heads.stop();
+  }
+});
+
+test.serial('a batch of this process moves the heads without a scan, to exactly what a scan finds', async (t) => {
+  const indexer = new Indexer(tdb.db, tdb.model!, log);
+  await indexer.flush();
+  const applied = new Heads(tdb.db, tdb.model!, log); // moved by the batches alone
+  const scanned = new Heads(tdb.db, tdb.model!, log); // by its scan alone
+  await applied.start();
+  await scanned.start();
+  let moved = 0;
+  let batches = 0;
+  indexer.on('indexed', (b) => void (batches++, applied.apply(b) ? moved++ : applied.refresh()));
+  try {
+    const writes = [
+      `INSERT INTO pricelists (id, code, name, name_ar) VALUES (7, 'P7', 'Seven', 'سبعة')`,
+      `INSERT INTO salesmen (id, code, name, name_ar) VALUES (7, 'S7', 'Sabah', 'صباح')`,
+      `INSERT INTO categories (id, name, name_ar) VALUES (7, 'Seven', 'سبعة');
+       INSERT INTO products (id, sku, name, name_ar, category_id, base_price) VALUES (7, 'SEV-7', 'Seven Up', 'سفن أب', 7, 2.50)`,
+      `INSERT INTO stock (id, product_id, warehouse_id, qty) VALUES (700, 7, 1, 5)`,
+      `UPDATE stock SET qty = 6 WHERE id = 700`,
+      `UPDATE salesmen SET warehouse_id = 1 WHERE id = 7`,
+      `DELETE FROM stock WHERE id = 700`,
+      `UPDATE pricelists SET name = 'Seventh' WHERE id = 7`,
+    ];
+    for (const sql of writes) {
+      await erp.none(sql);
+      await indexer.flush();
+      await scanned.refresh();
+      t.is(applied.watermark, scanned.watermark, sql);
+      const names = await erp.map(`SELECT DISTINCT bucket, coll FROM fieldsync.items`, [], (r: { bucket: string; coll: string }) => r);
+      for (const { bucket, coll } of names) {
+        t.is(applied.head(bucket), scanned.head(bucket), `${sql}: bucket ${bucket}`);
+        t.is(applied.collectionHead(coll), scanned.collectionHead(coll), `${sql}: collection ${coll}`);
+      }
+    }
+    t.is(batches, writes.length, 'one batch per write');
+    t.is(moved, batches, 'every batch moved the heads without a scan');
+  } finally {
+    await indexer.stop();
+    await applied.stop();
+    await scanned.stop();
+  }
+});
+
+test.serial('a TRUNCATE moves only the epoch, and the doorbell rings for it', async (t) => {
+  const heads = new Heads(tdb.db, tdb.model!, log);
+  await tdb.index();
+  await heads.start();
+  const bell = new Doorbell(tdb.db, tdb.model!, { pollMs: 10, log, behind: () => heads.watermark, epoch: () => heads.epoch });
+  bell.on('watermark', () => void heads.refresh());
+  await bell.start();
+  try {
+    const before = heads.epoch;
+    const reset = new Promise<boolean>((resolve) => heads.on('advanced', (a) => a.epochChanged && resolve(true)));
+    await erp.none('TRUNCATE stock');
+    t.true(await reset);
+    t.is(heads.epoch, before + 1);
   } finally {
     await bell.stop();
     await heads.stop();
