@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { s, type Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
-import type { Db } from './pg.js';
+import { pollQuery, type Db } from './pg.js';
 
 export interface DoorbellEvents {
   /** the watermark moved: every indexing batch below it has committed */
@@ -75,7 +75,8 @@ export class Doorbell extends EventEmitter<DoorbellEvents> {
 
   private async poll(): Promise<void> {
     try {
-      const { w, epoch, pending } = await this.db.task('bg:watermark', (t) => t.one<{ w: string; epoch: number; pending: boolean }>(this.sql));
+      const [row] = await pollQuery<{ w: string; epoch: number; pending: boolean }>(this.db, this.sql);
+      const { w, epoch, pending } = row!;
       const next = BigInt(w);
       if (pending) this.emit('pending');
       const ring =

@@ -66,6 +66,16 @@ export function allQueriesSent(db: Db): number {
   return dc.queries + dc.background;
 }
 
+/**
+ * A background statement sent on the pool directly, below pg-promise: a third of the CPU
+ * of one in a task (63 against 205 µs here), for a statement sent every few milliseconds
+ * (the doorbell's poll). Counted as background work. Plain text, no parameters.
+ */
+export async function pollQuery<T extends object>(db: Db, sql: string): Promise<T[]> {
+  (db.$dc as DbContext).background++;
+  return (await db.$pool.query<T>(sql)).rows;
+}
+
 /** A connection pool for one database. Close it with `db.$pool.end()`. */
 export function createDb(opts: DbOptions): Db {
   const context: DbContext = { database: new URL(opts.url).pathname + new URL(opts.url).search, queries: 0, background: 0 };

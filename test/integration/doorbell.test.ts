@@ -158,7 +158,7 @@ test.serial('a failing poll is logged and the doorbell keeps polling', async (t)
 
 test.serial('while the consumer is behind (a failed refresh), the doorbell rings again at every poll', async (t) => {
   // a database whose watermark stands still (a quiet ERP), so every ring is the doorbell's own
-  const still = { task: async (_tag: string, cb: (q: unknown) => Promise<unknown>) => cb({ one: async () => ({ w: '1000', pending: false }) }) } as never;
+  const still = { $dc: { background: 0 }, $pool: { query: async () => ({ rows: [{ w: '1000', epoch: 1, pending: false }] }) } } as never;
   let consumer = 0n;
   const bell = new Doorbell(still, { schema: "fieldsync" }, { pollMs: 10, log, behind: () => consumer });
   let rings = 0;
