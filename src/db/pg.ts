@@ -73,7 +73,9 @@ export function allQueriesSent(db: Db): number {
  */
 export async function pollQuery<T extends object>(db: Db, sql: string): Promise<T[]> {
   (db.$dc as DbContext).background++;
-  return (await db.$pool.query<T>(sql)).rows;
+  // pg's Pool.query (checkout, query, release); pg-promise's pool type declares only connect()
+  const pool = db.$pool as unknown as { query: (text: string) => Promise<{ rows: T[] }> };
+  return (await pool.query(sql)).rows;
 }
 
 /** A connection pool for one database. Close it with `db.$pool.end()`. */

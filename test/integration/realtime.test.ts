@@ -288,7 +288,7 @@ test.serial('a short disconnect is recovered: the socket keeps its session and g
 test('with the default poll interval and no LISTEN (PgBouncer-safe), an ERP change is poked, and the pull after the poke has it', async (t) => {
   const polled = await startTestServer({ POKE_WINDOW_MS: '100' }); // DOORBELL_POLL_MS unset: the default
   try {
-    t.is(polled.config.doorbell.pollMs, 10, 'the default poll interval');
+    t.is(polled.config.doorbell.pollMs, 5, 'the default poll interval');
     await loadFixture(polled.db);
     await polled.settle();
     const login = await polled.post('/v1/auth/login', { email: 'warehouse@fixture.test', password: FIXTURE_PASSWORD });
