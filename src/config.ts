@@ -11,6 +11,11 @@ const bool = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
   .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** Proxy hops: a number, or a boolean as it was written before hop counts (true = one proxy). */
+const hops = z
+  .string()
+  .transform((v) => (['true', 'yes', 'on'].includes(v) ? '1' : ['false', 'no', 'off'].includes(v) ? '0' : v))
+  .pipe(z.coerce.number<string>({ error: 'must be true, false or the number of trusted proxies (0-10)' }).int().min(0).max(10));
 const url = (...protocols: string[]) =>
   z.url().refine((v) => protocols.includes(new URL(v).protocol), {
     message: `must be a ${protocols.join(' or ')} URL`,
@@ -26,7 +31,7 @@ interface Option {
 export const options = {
   HOST: { schema: z.string().min(1), default: '0.0.0.0', doc: 'Interface the HTTP server binds to.' },
   PORT: { schema: int(0, 65535), default: '3000', doc: 'HTTP port (0 picks a free one).' },
-  TRUST_PROXY: { schema: bool, default: 'false', doc: 'Trust X-Forwarded-For/-Proto from a load balancer (client IP for rate limits).' },
+  TRUST_PROXY: { schema: hops, default: 'false', doc: 'How many reverse proxies (load balancers) stand in front of the app: the client IP for rate limits is the one the outermost of them appended to X-Forwarded-For, never one the client wrote. false = 0 (the peer address), true = 1.' },
   BODY_LIMIT_BYTES: { schema: int(1024, 64 * 1024 * 1024), default: String(2 * 1024 * 1024), doc: 'Largest JSON request body accepted (a push of 500 mutations fits); larger answers 413.' },
   LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', doc: 'pino log level.' },
 
@@ -48,6 +53,7 @@ export const options = {
   JWT_ISSUER: { schema: z.string().min(1), default: 'fieldsync', doc: 'Required `iss` of accepted tokens; set on issued ones.' },
   JWT_AUDIENCE: { schema: z.string().min(1), default: 'fieldsync', doc: 'Required `aud` of accepted tokens; set on issued ones.' },
   JWT_TTL_SECONDS: { schema: int(60, 30 * 24 * 3600), default: '43200', doc: 'Lifetime of issued tokens (default 12 h: a working day).' },
+  JWT_MAX_LIFETIME_SECONDS: { schema: int(60, 365 * 24 * 3600), default: '2592000', doc: 'Longest lifetime of an accepted token, ours or the ERP\'s (default 30 days): exp - iat (exp - now without iat). A token without exp, or living longer, is refused. At least JWT_TTL_SECONDS.' },
 
   LOGIN_MAX_PER_IP: { schema: int(1, 100_000), default: '30', doc: 'Login attempts per client IP per minute.' },
   LOGIN_MAX_FAILURES_PER_EMAIL: { schema: int(1, 1000), default: '5', doc: 'Failed logins per e-mail per 15 minutes; a success resets the count.' },
@@ -91,7 +97,8 @@ export type OptionName = keyof typeof options;
 type Raw = { [K in OptionName]: z.output<(typeof options)[K]['schema']> | undefined };
 
 export interface Config {
-  http: { host: string; port: number; trustProxy: boolean; bodyLimitBytes: number };
+  /** proxyHops: trusted reverse proxies in front of the app (see clientAddress) */
+  http: { host: string; port: number; proxyHops: number; bodyLimitBytes: number };
   log: { level: string };
   /** undefined: embedded PGlite */
   databaseUrl: string | undefined;
@@ -108,6 +115,8 @@ export interface Config {
     issuer: string;
     audience: string;
     ttlSeconds: number;
+    /** longest accepted exp - iat (or exp - now) */
+    maxLifetimeSeconds: number;
   };
   login: { maxPerIp: number; maxFailuresPerEmail: number };
   doorbell: { pollMs: number };
@@ -164,10 +173,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     else problems.push(`${name}: ${parsed.error.issues.map((i) => i.message).join('; ')} (got ${JSON.stringify(given)})`);
   }
   const r = raw as Raw;
+  // tokens we issue must be tokens we accept
+  if (r.JWT_TTL_SECONDS! > r.JWT_MAX_LIFETIME_SECONDS!) {
+    problems.push(`JWT_TTL_SECONDS: must not exceed JWT_MAX_LIFETIME_SECONDS (${r.JWT_MAX_LIFETIME_SECONDS}), or issued tokens would be refused`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
-    http: { host: r.HOST!, port: r.PORT!, trustProxy: r.TRUST_PROXY!, bodyLimitBytes: r.BODY_LIMIT_BYTES! },
+    http: { host: r.HOST!, port: r.PORT!, proxyHops: r.TRUST_PROXY!, bodyLimitBytes: r.BODY_LIMIT_BYTES! },
     log: { level: r.LOG_LEVEL! },
     databaseUrl: r.DATABASE_URL,
     db: { poolMax: r.DB_POOL_MAX! },
@@ -181,6 +194,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       issuer: r.JWT_ISSUER!,
       audience: r.JWT_AUDIENCE!,
       ttlSeconds: r.JWT_TTL_SECONDS!,
+      maxLifetimeSeconds: r.JWT_MAX_LIFETIME_SECONDS!,
     },
     login: { maxPerIp: r.LOGIN_MAX_PER_IP!, maxFailuresPerEmail: r.LOGIN_MAX_FAILURES_PER_EMAIL! },
     doorbell: { pollMs: r.DOORBELL_POLL_MS! },

@@ -5,6 +5,8 @@
  */
 export const errorCatalogue = {
   'malformed-json': { status: 400, title: 'The request body is not valid JSON' },
+  'body-encoding-invalid': { status: 400, title: 'The body is not valid in its Content-Encoding' },
+  'multipart-malformed': { status: 400, title: 'The multipart/form-data body is malformed or incomplete' },
   'validation-failed': { status: 400, title: 'The request does not match the schema', },
   'token-missing': { status: 401, title: 'A bearer token is required' },
   'token-invalid': { status: 401, title: 'The token is forged, malformed or not for this server' },
@@ -16,7 +18,8 @@ export const errorCatalogue = {
   'conflict': { status: 409, title: 'The request conflicts with existing data' },
   'unprocessable': { status: 422, title: 'The request is well-formed but refers to data that does not fit' },
   'payload-too-large': { status: 413, title: 'The request body is too large' },
-  'unsupported-media-type': { status: 415, title: 'Send the body as application/json' },
+  'unsupported-media-type': { status: 415, title: 'This resource does not take a body of that Content-Type' },
+  'unsupported-content-encoding': { status: 415, title: 'Send the body as identity, gzip, deflate or br' },
   'unsupported-image': { status: 415, title: 'The bytes are not an accepted image format' },
   'rate-limited': { status: 429, title: 'Too many requests; retry later' },
   'cursor-invalid': { status: 400, title: 'The cursor is malformed, altered, or belongs to another user or app' },

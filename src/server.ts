@@ -35,6 +35,7 @@ import { Metrics } from './observability/metrics.js';
 import { CursorCodec } from './protocol/cursor.js';
 import { BucketSets } from './sync/bucket-set.js';
 import { ChecksumCache } from './sync/checksum-cache.js';
+import type { Route } from './http/route.js';
 import { Heads } from './sync/heads.js';
 import { readLag } from './observability/lag.js';
 import { Indexer } from './sync/indexer.js';
@@ -42,6 +43,7 @@ import { schedulePrune } from './sync/prune.js';
 import { PullService } from './sync/pull.js';
 import { SnapshotService } from './cache/snapshots.js';
 import { MemorySnapshotStore, RedisSnapshotStore } from './cache/store.js';
+import { limiters } from './cache/limiter.js';
 import { AuditLog } from './push/audit.js';
 import { PushService } from './push/service.js';
 
@@ -64,6 +66,8 @@ export interface RunningServer {
   drift: DriftMonitor;
   /** true when running on the embedded PGlite database */
   embedded: boolean;
+  /** the HTTP routes served (the route table: tests drive a fuzzer from it) */
+  routes: readonly Route[];
   stop(): Promise<void>;
 }
 
@@ -174,7 +178,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const secret = config.auth.jwtSecret ?? (embedded ? await embeddedSecret(config.dataDir) : undefined);
     const tokens = new Tokens({ ...config.auth, secret }, model);
     const users = new UsersRepo(db, model.schema);
-    const login = new LoginService(users, tokens, config.login);
 
     // what the outbox holds (a seed, ERP writes while no server ran) is indexed before serving
     // batches on a pool of their own: behind a queue of request connections (pushes waiting
@@ -210,6 +213,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       redis.on('error', (err) => log.warn({ err: err.message }, 'redis'));
       life.onStop('redis', async () => void (await redis.quit().catch(() => redis.disconnect())));
     }
+    // login and connection limits: one count for every process on this Redis
+    const limiter = limiters(redis, namespace);
+    const login = new LoginService(users, tokens, config.login, limiter);
     const snapshots = config.snapshots.enabled
       ? new SnapshotService(
           db,
@@ -252,18 +258,19 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
     const audit = new AuditLog(db, model, log);
     life.onStop('audit log', () => audit.stop());
-    const push = new PushService(db, model, audit, metrics, indexer);
+    const push = new PushService(db, model, audit, metrics, indexer, log);
 
+    const routes = [...systemRoutes(db, metrics, storage, drift.state, () => readLag(db, model)), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push),
+      ...mediaRoutes({ model, media, storage, heads, maxBytes: config.media.maxBytes })];
     const app = createApp({
       model,
       log,
       tokens,
       metrics,
       early: [fastPull(pulls, tokens, { ...config.sync, bodyLimitBytes: config.http.bodyLimitBytes })],
-      routes: [...systemRoutes(db, metrics, storage, drift.state, () => readLag(db, model)), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push),
-        ...mediaRoutes({ model, media, storage, heads, maxBytes: config.media.maxBytes })],
+      routes,
       bodyLimitBytes: config.http.bodyLimitBytes,
-      trustProxy: config.http.trustProxy,
+      proxyHops: config.http.proxyHops,
     });
     const koa = app.callback();
     const rawPull = rawFastPull(pulls, tokens, config.sync, (seconds, status) =>
@@ -291,7 +298,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       redis: reachable ? redis : undefined,
       namespace,
       connectsPerIpPerMinute: config.realtime.connectsPerIpPerMinute,
-      trustProxy: config.http.trustProxy,
+      proxyHops: config.http.proxyHops,
+      limiter,
     });
     const notifier = new Notifier({ io, db, model, heads, sets, redis, log, options: { ...config.realtime, namespace } });
     announceImage = (c) => notifier.announceImage(c);
@@ -312,7 +320,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       for (const b of firstRole.buckets) if (b.bucket.snapshot && !b.bucket.keyed) void snapshots.offer(b.bucket.name, warmApp).catch(() => undefined);
     }
 
-    return { url: serverUrl, db, doorbell, indexer, heads, metrics, io, media, snapshots, tokens, model, drift, embedded, stop: () => life.stop() };
+    return { url: serverUrl, db, doorbell, indexer, heads, metrics, io, media, snapshots, tokens, model, drift, embedded, routes, stop: () => life.stop() };
   } catch (err) {
     await life.stop();
     throw err;

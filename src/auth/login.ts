@@ -1,4 +1,5 @@
-import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { MakeLimiter } from '../cache/limiter.js';
 import type { UserRow, UsersRepo } from '../db/repos/users.js';
 import { AppError } from '../errors.js';
 import { DUMMY_HASH, verifyPassword } from './passwords.js';
@@ -28,8 +29,8 @@ function tooMany(res: RateLimiterRes): AppError {
  * Password login with two limits (rate-limiter-flexible's "login endpoint protection"):
  * every attempt counts against the client IP (per minute), and failures count against the
  * e-mail (per 15 minutes, reset by a success), so one attacker cannot lock a salesman out
- * by guessing from many IPs without also being slowed per IP. In memory for now; the
- * limiters take any rate-limiter-flexible store, so Redis drops in for several replicas.
+ * by guessing from many IPs without also being slowed per IP. Both are shared through
+ * Redis when there is one (see limiters), so replicas enforce one limit together.
  */
 export class LoginService {
   private readonly perIp: RateLimiterAbstract;
@@ -39,9 +40,10 @@ export class LoginService {
     private readonly users: UsersRepo,
     private readonly tokens: Tokens,
     limits: LoginLimits,
+    limiter: MakeLimiter,
   ) {
-    this.perIp = new RateLimiterMemory({ keyPrefix: 'login_ip', points: limits.maxPerIp, duration: 60 });
-    this.perEmail = new RateLimiterMemory({ keyPrefix: 'login_email', points: limits.maxFailuresPerEmail, duration: 15 * 60 });
+    this.perIp = limiter({ name: 'login_ip', points: limits.maxPerIp, duration: 60 });
+    this.perEmail = limiter({ name: 'login_email', points: limits.maxFailuresPerEmail, duration: 15 * 60 });
   }
 
   async login(email: string, password: string, ip: string): Promise<LoginResult> {

@@ -17,6 +17,8 @@ export interface TokenOptions {
   issuer: string;
   audience: string;
   ttlSeconds: number;
+  /** the longest lifetime (exp - iat, or exp - now without iat) of a token accepted */
+  maxLifetimeSeconds: number;
 }
 
 /** What tokens need of the model: the roles with their claims, and the token's claim names. */
@@ -24,6 +26,12 @@ export type TokenModel = Pick<Model, 'roles' | 'token'>;
 
 /** Verified tokens kept (by their exact text) until they expire: bounded. */
 const CACHE_MAX = 20_000;
+
+interface Session {
+  principal: Principal;
+  /** epoch ms of the token's exp */
+  expiresAt: number;
+}
 
 type ClaimType = 'int' | 'text';
 
@@ -76,13 +84,18 @@ export function readPrincipal(
  * declares from `claims[claim] ?? claim`. Our own tokens are written with the same names,
  * so they verify the same way as the ERP's.
  *
+ * Every token must carry `exp`, and live at most `maxLifetimeSeconds`: a token that
+ * never expires (or expires in ten years) cannot be revoked short of rotating the key,
+ * so one leaked from a lost phone would stay good forever.
+ *
  * A token verified once is remembered until its `exp`: a phone polling pull sends the
  * same token thousands of times, and verifying it (WebCrypto key import + HMAC) was
  * the largest cost of a no-change pull. The cache is keyed by the whole token, so a
- * token that differs by a bit is verified afresh.
+ * token that differs by a bit is verified afresh; only tokens that passed every check
+ * (lifetime included) enter it.
  */
 export class Tokens {
-  private readonly verified = new Map<string, { principal: Principal; expiresAt: number }>();
+  private readonly verified = new Map<string, Session>();
   private readonly key: Uint8Array | undefined;
   private readonly jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
 
@@ -129,27 +142,33 @@ export class Tokens {
     return { token, expiresAt: expiresAt * 1000 };
   }
 
-  /** Verifies and tells when the token expires (epoch ms; MAX_SAFE_INTEGER without exp). */
-  async session(token: string): Promise<{ principal: Principal; expiresAt: number }> {
-    const principal = await this.verify(token);
-    return { principal, expiresAt: this.verified.get(token)?.expiresAt ?? Number.MAX_SAFE_INTEGER };
+  /** Verifies and tells when the token expires (epoch ms). */
+  async session(token: string): Promise<Session> {
+    return this.cached(token) ?? this.check(token);
   }
 
   /** The principal of a token verified before and not yet expired; no crypto, no await. */
   peek(token: string): Principal | undefined {
+    return this.cached(token)?.principal;
+  }
+
+  /** The principal of a valid token (see check); throws token-invalid, token-expired. */
+  async verify(token: string): Promise<Principal> {
+    return this.peek(token) ?? (await this.check(token)).principal;
+  }
+
+  private cached(token: string): Session | undefined {
     const hit = this.verified.get(token);
-    if (hit && Date.now() < hit.expiresAt) return hit.principal;
-    return undefined;
+    return hit && Date.now() < hit.expiresAt ? hit : undefined;
   }
 
   /**
-   * Verifies signature, expiry, issuer and audience, then decodes the claims into a
-   * Principal. HS256 tokens are checked with our key; any other algorithm only against
-   * the JWKS, so a token cannot pick a weaker path by choosing its own `alg`.
+   * Verifies signature, expiry, issuer and audience, that `exp` is there and the
+   * lifetime within bounds, then decodes the claims into a Principal and remembers it.
+   * HS256 tokens are checked with our key; any other algorithm only against the JWKS,
+   * so a token cannot pick a weaker path by choosing its own `alg`.
    */
-  async verify(token: string): Promise<Principal> {
-    const hit = this.peek(token);
-    if (hit) return hit;
+  private async check(token: string): Promise<Session> {
     this.verified.delete(token);
     let payload: JWTPayload;
     try {
@@ -173,13 +192,30 @@ export class Tokens {
       }
       throw new AppError('token-invalid');
     }
+    const exp = this.checkLifetime(payload);
     const decoded = this.decode(payload);
     if ('problem' in decoded) throw new AppError('token-invalid', `token claims: ${decoded.problem}`);
-    if (payload.exp !== undefined) {
-      if (this.verified.size >= CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
-      this.verified.set(token, { principal: decoded.principal, expiresAt: payload.exp * 1000 });
+    const session = { principal: decoded.principal, expiresAt: exp * 1000 };
+    if (this.verified.size >= CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(token, session);
+    return session;
+  }
+
+  /**
+   * The token's exp, once it is known to be there and not too far from its start: iat
+   * when given (a token is judged by the lifetime it was issued with), but never later
+   * than now, so a token cannot post-date its iat to look short-lived. jose has already
+   * checked that exp, when present, is a number in the future.
+   */
+  private checkLifetime(payload: JWTPayload): number {
+    if (payload.exp === undefined) throw new AppError('token-invalid', 'the token has no exp (expiry): every token must carry one');
+    const now = Math.floor(Date.now() / 1000);
+    const from = Math.min(payload.iat ?? now, now);
+    const lifetime = payload.exp - from;
+    if (lifetime > this.opts.maxLifetimeSeconds) {
+      throw new AppError('token-invalid', `the token lives ${lifetime} s (exp - ${from === payload.iat ? 'iat' : 'now'}); at most ${this.opts.maxLifetimeSeconds} s are accepted`);
     }
-    return decoded.principal;
+    return payload.exp;
   }
 
   /** Verified claims -> principal, through the config's claim names and role map. */

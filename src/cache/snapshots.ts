@@ -221,7 +221,14 @@ export class SnapshotService {
     const key = `${id}:${page}:${enc}`;
     let bytes = this.hot.get(key);
     if (!bytes) {
-      bytes = await within(2000, this.store.getPage(id, page, enc), 'snapshot store');
+      try {
+        bytes = await within(2000, this.store.getPage(id, page, enc), 'snapshot store');
+      } catch (err) {
+        // the store is down or reconnecting: the page is gone for this caller, whose pull
+        // from its previous cursor then pages from PostgreSQL (as when Redis is down)
+        this.log.warn({ err: (err as Error).message, bucket }, 'snapshot store unavailable: page answered gone');
+        return undefined;
+      }
       if (bytes) {
         this.hot.set(key, bytes);
         this.hotBytes += bytes.length;

@@ -3,6 +3,7 @@ import type { Principal } from '../auth/principal.js';
 import { pgp } from '../db/pg.js';
 import { defineMutation, Rejected } from '../model/mutations.js';
 import { fromCents, toCents } from './money.js';
+import { isoDate, rowId } from '../protocol/values.js';
 
 /**
  * The demo ERP's offline writes: the worked example of mutation handlers (README
@@ -12,7 +13,7 @@ import { fromCents, toCents } from './money.js';
 export const MAX_LINES = 200;
 export const MAX_QTY = 100_000;
 
-const id = z.number().int().positive().max(2 ** 53 - 1);
+const id = rowId;
 const money = z.string().regex(/^\d{1,12}(\.\d{1,2})?$/, 'a decimal string such as "12.50"');
 const text = (max: number) => z.string().trim().max(max);
 
@@ -51,14 +52,14 @@ const payloads = {
       .min(1)
       .max(MAX_LINES)
       .refine((ls) => new Set(ls.map((l) => l.productId)).size === ls.length, 'each product at most once per order'),
-    requestedDelivery: z.iso.date().optional(),
+    requestedDelivery: isoDate.optional(),
     notes: text(2000).optional(),
   }),
   'order.cancel': z.strictObject({ orderId: z.uuid(), reason: text(500).optional() }),
   'order.update_notes': z.strictObject({
     orderId: z.uuid(),
     notes: text(2000).nullable().optional(),
-    requestedDelivery: z.iso.date().nullable().optional(),
+    requestedDelivery: isoDate.nullable().optional(),
   }),
   'client.update_contact': z
     .strictObject({

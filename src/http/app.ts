@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { constants as zlib } from 'node:zlib';
-import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import compress from 'koa-compress';
 import type { Tokens } from '../auth/tokens.js';
+import { clientAddress } from '../lib/client-address.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { jsonBodies } from './body.js';
 import { problems } from './problem.js';
 import type { Model } from '../model/model.js';
 import { mount, type Route } from './route.js';
@@ -21,7 +22,8 @@ export interface AppOptions {
   /** middleware run before compression, body parsing and routing (the pull fast lane) */
   early?: readonly Koa.Middleware[];
   bodyLimitBytes: number;
-  trustProxy: boolean;
+  /** trusted reverse proxies in front of the app (see clientAddress) */
+  proxyHops: number;
 }
 
 /** A request id we accept from X-Request-Id; anything else is replaced by a UUID. */
@@ -51,12 +53,18 @@ function requestContext(log: Logger, metrics: Metrics) {
  * `app.callback()` or listen on port 0; nothing here opens ports or connections.
  */
 export function createApp(opts: AppOptions): Koa {
-  const app = new Koa({ proxy: opts.trustProxy });
+  // X-Forwarded-Proto/-Host and ctx.ips from the trusted proxies only
+  const app = new Koa({ proxy: opts.proxyHops > 0, maxIpsCount: opts.proxyHops });
   app.silent = true; // errors are logged once, by the problem middleware
 
   const router = new Router();
   mount(router, opts.routes, opts.tokens, opts.model);
 
+  app.use((ctx, next) => {
+    // the client IP (login limits) as the Socket.IO handshake sees it: one function for both
+    ctx.request.ip = clientAddress(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for'], opts.proxyHops);
+    return next();
+  });
   app.use(requestContext(opts.log, opts.metrics));
   app.use(problems(opts.log));
   for (const mw of opts.early ?? []) app.use(mw);
@@ -69,14 +77,7 @@ export function createApp(opts: AppOptions): Koa {
       deflate: false,
     }),
   );
-  app.use(
-    bodyParser({
-      enableTypes: ['json'],
-      jsonLimit: opts.bodyLimitBytes,
-      jsonStrict: true,
-      encoding: 'utf-8',
-    }),
-  );
+  app.use(jsonBodies(opts.bodyLimitBytes));
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   return app;

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import coBody from 'co-body';
 import type { Context, Next } from 'koa';
 import type { Tokens } from '../auth/tokens.js';
 import type { PullService } from '../sync/pull.js';
 import { REQUEST_ID } from './app.js';
+import { readJson } from './body.js';
 import { pullInput, pullReply, type PullLimits } from './routes/sync.js';
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
@@ -29,8 +29,7 @@ export function fastPull(pulls: PullService, tokens: Tokens, limits: PullLimits 
       raw = ctx.query;
     } else {
       if (!ctx.request.is('application/json')) return next();
-      raw = await coBody.json(ctx, { limit: limits.bodyLimitBytes, strict: true });
-      (ctx.request as { body?: unknown }).body = raw;
+      raw = await readJson(ctx, limits.bodyLimitBytes);
     }
     const args = input.safeParse(raw);
     if (!args.success || args.data.cursor === undefined) return next();

@@ -3,7 +3,9 @@ import type { Context } from 'koa';
 import type { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Tokens } from '../auth/tokens.js';
+import { isConnectionLoss } from '../db/errors.js';
 import { AppError, violations } from '../errors.js';
+import { inspectInput } from './edge.js';
 import type { Permission } from '../model/config.js';
 import type { Model } from '../model/model.js';
 
@@ -12,8 +14,9 @@ import type { Model } from '../model/model.js';
  * (PowerSync's endpoint pattern). One executor validates, authenticates, authorizes,
  * then calls the handler, so handlers stay short and never see unchecked input.
  */
-export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType> {
+export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType, P extends z.ZodType = z.ZodType> {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
+  /** a path with `:name` parameters must have a `params` schema (checked at mount) */
   path: string;
   /**
    * 'public': no token; 'any': any valid token; else a permission the caller's role must
@@ -23,13 +26,19 @@ export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.
   auth: 'public' | 'any' | { permission: Permission };
   body?: B;
   query?: Q;
-  handler: (req: RouteRequest<z.output<B>, z.output<Q>>) => Promise<RouteReply> | RouteReply;
+  params?: P;
+  /**
+   * Safe to run twice: a handler that lost its database connection is run once more on a
+   * fresh one before the caller is answered 503. Default: GET routes.
+   */
+  idempotent?: boolean;
+  handler: (req: RouteRequest<z.output<B>, z.output<Q>, z.output<P>>) => Promise<RouteReply> | RouteReply;
 }
 
-export interface RouteRequest<B, Q> {
+export interface RouteRequest<B, Q, P = Record<string, string>> {
   body: B;
   query: Q;
-  params: Record<string, string>;
+  params: P;
   principal: Principal | undefined;
   /** the raw Koa context, for headers and client IP only */
   ctx: Context;
@@ -42,11 +51,13 @@ export interface RouteReply {
 }
 
 /** Declares a route with its types inferred from the schemas. */
-export function route<B extends z.ZodType = z.ZodUnknown, Q extends z.ZodType = z.ZodUnknown>(r: Route<B, Q>): Route<B, Q> {
+export function route<B extends z.ZodType = z.ZodUnknown, Q extends z.ZodType = z.ZodUnknown, P extends z.ZodType = z.ZodUnknown>(r: Route<B, Q, P>): Route<B, Q, P> {
   return r;
 }
 
+/** The edge's shared checks (NUL, depth), then the route's schema. */
 function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+  inspectInput(value, where);
   const r = schema.safeParse(value);
   if (!r.success) {
     throw new AppError('validation-failed', `Invalid ${where}`, { errors: violations(r.error) });
@@ -80,6 +91,8 @@ function authorize(r: Route, principal: Principal, model: Pick<Model, 'roles'>):
 /** Mounts routes on a router through the one executor; `model` says what each role may do. */
 export function mount(router: Router, routes: readonly Route[], tokens: Tokens, model: Pick<Model, 'roles'>): void {
   for (const r of routes) {
+    if (r.path.includes(':') && !r.params) throw new Error(`route ${r.method} ${r.path} has path parameters but no params schema`);
+    const idempotent = r.idempotent ?? r.method === 'GET';
     router.register(r.path, [r.method], async (ctx: Context) => {
       let principal: Principal | undefined;
       if (r.auth !== 'public') {
@@ -89,11 +102,24 @@ export function mount(router: Router, routes: readonly Route[], tokens: Tokens, 
       }
       let body: unknown;
       if (r.body) {
-        if (!ctx.request.is('application/json')) throw new AppError('unsupported-media-type');
+        if (!ctx.request.is('application/json')) throw new AppError('unsupported-media-type', 'send the body as application/json');
         body = parse(r.body, (ctx.request as { body?: unknown }).body, 'request body');
       }
       const query = r.query ? parse(r.query, ctx.query, 'query string') : undefined;
-      const reply = await r.handler({ body, query, params: (ctx as Context & { params: Record<string, string> }).params ?? {}, principal, ctx });
+      const params = r.params ? parse(r.params, (ctx as Context & { params?: Record<string, string> }).params ?? {}, 'path') : {};
+      const req = { body, query, params, principal, ctx };
+      let reply: RouteReply;
+      try {
+        reply = await r.handler(req);
+      } catch (err) {
+        // a connection lost under a read (a failover, pg_terminate_backend): once more on a
+        // fresh connection; a second loss, or a loss under a write, is answered 503
+        if (!idempotent || !isConnectionLoss(err)) throw err;
+        // after a pause: connections killed together (a failover) are noticed by the pool
+        // within milliseconds, and the retry must not take the next dead one
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        reply = await r.handler(req);
+      }
       for (const [k, v] of Object.entries(reply.headers ?? {})) ctx.set(k, v);
       ctx.status = reply.status ?? (reply.body === undefined ? 204 : 200);
       if (reply.body !== undefined) ctx.body = reply.body;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { epochMs, isoDateTime } from './values.js';
 
 /**
  * The push contract: POST /v1/sync/push {deviceId, mutations: [...]}.
@@ -19,7 +20,7 @@ export const pushBody = z.strictObject({
         type: z.string().min(1).max(64),
         payload: z.unknown(),
         /** when the device made it: epoch ms or ISO 8601 */
-        createdAt: z.union([z.number().int().positive(), z.iso.datetime({ offset: true })]).optional(),
+        createdAt: z.union([epochMs, isoDateTime]).optional(),
       }),
     )
     .min(1)

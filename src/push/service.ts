@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { stringify } from 'safe-stable-stringify';
 import type { Principal } from '../auth/principal.js';
 import { pgp, type Db, type Tx } from '../db/pg.js';
+import { isDataException } from '../db/errors.js';
 import { violations } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
 import { s, type Model } from '../model/model.js';
 import { Rejected, type MutationContext, type MutationHandler } from '../model/mutations.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -15,6 +17,11 @@ const RETRYABLE = new Set(['40001', '40P01']);
 const ATTEMPTS = 4;
 /** SQLSTATEs of a write that collides with existing data: unique_violation, exclusion_violation. */
 const CONFLICTS = new Set(['23505', '23P01']);
+
+/** A mutation not applied this time, to be sent again with the same id. */
+function later(m: { id: string }): { result: MutationResult; applied: boolean } {
+  return { result: { id: m.id, status: 'rejected', error: { code: 'retry_later' satisfies GenericRejection, message: 'not applied this time; send it again (same id)' } }, applied: false };
+}
 
 /** A rejection with one of fieldsync's own codes, worded in one place. */
 function generic(code: GenericRejection, message: string, details?: unknown): Rejected {
@@ -73,6 +80,7 @@ export class PushService {
     private readonly metrics: Metrics,
     /** writes become visible to pull when the indexer has taken them from the outbox */
     private readonly indexer: Pick<Indexer, 'flush'>,
+    private readonly log: Pick<Logger, 'error'>,
   ) {
     this.ledger = s(model, 'mutations');
   }
@@ -81,9 +89,10 @@ export class PushService {
     const results: MutationResult[] = [];
     const audit = [];
     let wrote = false;
+    let failed: unknown;
     for (const m of body.mutations) {
       const started = performance.now();
-      const { result, applied } = await this.applyWithRetries(p, body.deviceId, m);
+      const { result, applied } = failed === undefined ? await this.applySafely(p, body.deviceId, m).catch((err: unknown) => ((failed = err), later(m))) : later(m);
       results.push(result);
       wrote ||= applied;
       this.metrics.pushResults.inc({ type: Object.hasOwn(this.model.mutations, m.type) ? m.type : 'unknown', status: result.status });
@@ -99,9 +108,28 @@ export class PushService {
       });
     }
     this.audit.record(audit);
+    if (failed !== undefined) this.log.error({ err: failed, userId: p.userId, deviceId: body.deviceId }, 'push: a mutation failed; it and the rest of the batch were answered retry_later');
     // the batch that indexed every write committed above (concurrent pushes share batches)
-    const visibleAfter = wrote ? (await this.indexer.flush()).toString() : null;
+    // (the writes are committed: a failing indexer must not turn their answers into a 500;
+    // they reach pull with a later batch, and the device's next pull finds them)
+    const visibleAfter = wrote ? ((await this.indexer.flush().catch(() => undefined))?.toString() ?? null) : null;
     return { results, visibleAfter };
+  }
+
+  /**
+   * A mutation whose database write PostgreSQL refused as a value (class 22: a date or
+   * number out of range that the payload schema let through) is rejected like an invalid
+   * payload: the same payload would fail the same way on every retry. Any other failure
+   * (a lost connection, a defect) is thrown: the push answers it and the mutations after it
+   * `retry_later`, and every result before it stands (they are committed).
+   */
+  private async applySafely(p: Principal, deviceId: string, m: Mutation): Promise<{ result: MutationResult; applied: boolean }> {
+    try {
+      return await this.applyWithRetries(p, deviceId, m);
+    } catch (err) {
+      if (!isDataException(err)) throw err;
+      return { result: { id: m.id, status: 'rejected', error: { code: 'invalid_payload' satisfies GenericRejection, message: `a value does not fit the database: ${(err as Error).message}` } }, applied: false };
+    }
   }
 
   private async applyWithRetries(p: Principal, deviceId: string, m: Mutation): Promise<{ result: MutationResult; applied: boolean }> {

@@ -1,17 +1,21 @@
 import type { Server as HttpServer } from 'node:http';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
 import { Server, type Socket } from 'socket.io';
 import type { Principal } from '../auth/principal.js';
 import type { Tokens } from '../auth/tokens.js';
+import type { MakeLimiter } from '../cache/limiter.js';
 import { AppError } from '../errors.js';
+import { clientAddress } from '../lib/client-address.js';
 import type { Logger } from '../observability/logger.js';
 import { userRoom, type ClientToServerEvents, type InterServerEvents, type ServerToClientEvents, type SocketData } from '../protocol/events.js';
 import type { BucketSets } from '../sync/bucket-set.js';
 
 /** Outgoing packets a socket may have waiting before it is cut off. */
 const MAX_BUFFERED = 1000;
+/** setTimeout's longest delay (about 24.8 days); a later expiry is reached in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export type Io = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 export type RtSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -25,7 +29,10 @@ export interface ChannelOptions {
   /** Redis key prefix (deployment and database) */
   namespace: string;
   connectsPerIpPerMinute: number;
-  trustProxy: boolean;
+  /** trusted reverse proxies in front of the app (see clientAddress) */
+  proxyHops: number;
+  /** the connection limit's store (Redis, shared by the processes, or memory) */
+  limiter: MakeLimiter;
 }
 
 /** The principal a socket was authenticated as (its token, kept on the socket). */
@@ -64,12 +71,12 @@ export function createChannel(http: HttpServer, opts: ChannelOptions): { io: Io;
       }),
     }),
   });
-  const perIp = new RateLimiterMemory({ keyPrefix: 'socket_ip', points: opts.connectsPerIpPerMinute, duration: 60 });
+  const perIp = opts.limiter({ name: 'socket_ip', points: opts.connectsPerIpPerMinute, duration: 60 });
 
   io.use(async (socket, next) => {
     try {
-      const forwarded = opts.trustProxy ? String(socket.handshake.headers['x-forwarded-for'] ?? '').split(',')[0]!.trim() : '';
-      await perIp.consume(forwarded || socket.handshake.address).catch((res: unknown) => {
+      const ip = clientAddress(socket.handshake.address, socket.handshake.headers['x-forwarded-for'], opts.proxyHops);
+      await perIp.consume(ip).catch((res: unknown) => {
         if (res instanceof RateLimiterRes) throw new AppError('rate-limited', `too many connections; retry in ${Math.ceil(res.msBeforeNext / 1000)} s`);
         throw res;
       });
@@ -102,14 +109,17 @@ export function createChannel(http: HttpServer, opts: ChannelOptions): { io: Io;
 
   io.on('connection', (socket) => {
     if (!socket.recovered) void socket.join([...socket.data.buckets, userRoom(socket.data.userId)]);
-    const left = socket.data.expiresAt - Date.now();
-    if (left < 2 ** 31) {
-      const timer = setTimeout(() => {
-        socket.emit('session:expired', { at: socket.data.expiresAt });
-        socket.disconnect(true);
-      }, Math.max(0, left));
-      socket.on('disconnect', () => clearTimeout(timer));
-    }
+    let timer: NodeJS.Timeout | undefined;
+    const expire = () => {
+      socket.emit('session:expired', { at: socket.data.expiresAt });
+      socket.disconnect(true);
+    };
+    const arm = () => {
+      const left = socket.data.expiresAt - Date.now();
+      timer = setTimeout(left > MAX_TIMER_MS ? arm : expire, Math.max(0, Math.min(left, MAX_TIMER_MS)));
+    };
+    arm();
+    socket.on('disconnect', () => clearTimeout(timer));
   });
   return {
     io,

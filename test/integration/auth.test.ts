@@ -1,7 +1,8 @@
 import test from 'ava';
+import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import { hashPassword } from '../../src/auth/passwords.js';
-import { startTestServer, TEST_SECRET, type TestServer } from '../helpers/server.js';
+import { startSecondInstance, startTestServer, TEST_SECRET, type TestServer } from '../helpers/server.js';
 
 /**
  * Standalone auth: logins, tokens refused at the edge, permissions of routes, the admin
@@ -10,6 +11,7 @@ import { startTestServer, TEST_SECRET, type TestServer } from '../helpers/server
  */
 let s: TestServer;
 const PASSWORD = 'correct horse battery';
+const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 test.before(async () => {
   s = await startTestServer({ LOGIN_MAX_PER_IP: '1000', LOGIN_MAX_FAILURES_PER_EMAIL: '3' });
@@ -148,6 +150,40 @@ test('missing, forged, expired and alg=none tokens are 401 problems', async (t) 
   t.regex(String(m.body.detail), /salesmanId/);
 });
 
+test('a token without exp, or living longer than JWT_MAX_LIFETIME_SECONDS, is 401 token-invalid; a normal one works', async (t) => {
+  const key = new TextEncoder().encode(TEST_SECRET);
+  const now = Math.floor(Date.now() / 1000);
+  const day = 24 * 3600;
+  const sign = (times: { iat?: number; exp?: number }) => {
+    const jwt = new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setIssuer('fieldsync').setAudience('fieldsync');
+    if (times.iat !== undefined) jwt.setIssuedAt(times.iat);
+    if (times.exp !== undefined) jwt.setExpirationTime(times.exp);
+    return jwt.sign(key);
+  };
+  const refused = async (token: string, why: RegExp, what: string) => {
+    for (const path of ['/v1/auth/me', '/v1/admin/users']) {
+      // twice: a refused token is not remembered as verified
+      for (let i = 0; i < 2; i++) {
+        const p = await problem(await s.fetch(path, bearer(token)));
+        t.like(p, { status: 401, body: { code: 'token-invalid' } }, `${what} on ${path}`);
+        t.regex(String(p.body.detail), why, what);
+      }
+    }
+  };
+  await refused(await sign({}), /no exp/, 'no exp');
+  await refused(await sign({ iat: now }), /no exp/, 'iat but no exp');
+  await refused(await sign({ iat: now, exp: now + 31 * day }), /lives 2678400 s \(exp - iat\); at most 2592000 s/, '31 days from iat');
+  await refused(await sign({ exp: now + 31 * day }), /\(exp - now\); at most 2592000 s/, '31 days from now, no iat');
+  await refused(await sign({ iat: now - 40 * day, exp: now + 3600 }), /exp - iat/, 'issued for 40 days, one hour left');
+  await refused(await sign({ iat: now + 20 * day, exp: now + 40 * day }), /exp - now/, 'an iat in the future does not shorten it');
+
+  for (const times of [{ iat: now, exp: now + 3600 }, { exp: now + 3600 }, { iat: now - 29 * day, exp: now + day - 60 }]) {
+    const token = await sign(times);
+    t.is((await s.fetch('/v1/auth/me', bearer(token))).status, 200, JSON.stringify(times));
+    t.is((await s.fetch('/v1/admin/users', bearer(token))).status, 200, JSON.stringify(times));
+  }
+});
+
 test('a role that may not call a route gets 403; the right role gets through', async (t) => {
   const salesman = await tokenFor('ali@test.example');
   const manager = await tokenFor('manager@test.example');
@@ -258,15 +294,74 @@ test('a success resets the failure count of its e-mail', async (t) => {
   t.is((await login('locked@test.example')).status, 200);
 });
 
-test('login attempts are limited per client IP', async (t) => {
+/** A login attempt with a fresh e-mail (only the IP limit can refuse it), through `server`. */
+const attempt = (url: string, headers: Record<string, string> = {}) =>
+  fetch(`${url}/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ email: `x${Math.random()}@test.example`, password: 'x' }),
+  });
+
+test('login attempts are limited per client IP; without a trusted proxy X-Forwarded-For is ignored', async (t) => {
   const limited = await startTestServer({ LOGIN_MAX_PER_IP: '3' });
   try {
-    const attempt = () => limited.post('/v1/auth/login', { email: `x${Math.random()}@test.example`, password: 'x' });
-    for (let i = 0; i < 3; i++) t.is((await attempt()).status, 401);
-    const res = await attempt();
+    for (let i = 0; i < 3; i++) t.is((await attempt(limited.url, { 'x-forwarded-for': `1.2.3.${i}` })).status, 401);
+    const res = await attempt(limited.url, { 'x-forwarded-for': '5.6.7.8' });
     t.is(res.status, 429);
     t.truthy(res.headers.get('retry-after'));
   } finally {
     await limited.close();
+  }
+});
+
+test('with one trusted proxy, a forged X-Forwarded-For does not change the client IP the login limit counts', async (t) => {
+  const proxied = await startTestServer({ LOGIN_MAX_PER_IP: '3', TRUST_PROXY: '1' });
+  try {
+    // The client writes a first entry of its choice, different each time; the proxy
+    // appends the address it saw (198.51.100.7): that one is counted.
+    const via = (forged: string, real: string) => attempt(proxied.url, { 'x-forwarded-for': `${forged}, ${real}` });
+    for (let i = 0; i < 3; i++) t.is((await via(`1.2.3.${i}`, '198.51.100.7')).status, 401);
+    t.is((await via('9.9.9.9', '198.51.100.7')).status, 429, 'another forged entry does not get around the limit');
+    t.is((await attempt(proxied.url, { 'x-forwarded-for': '198.51.100.7' })).status, 429, 'nor does sending none');
+    t.is((await via('9.9.9.9', '198.51.100.8')).status, 401, 'another client behind the proxy has its own count');
+  } finally {
+    await proxied.close();
+  }
+});
+
+test('the login limit per IP holds across two processes sharing Redis', async (t) => {
+  const env = { REDIS_URL: REDIS, LOGIN_MAX_PER_IP: '4' };
+  const a = await startTestServer(env);
+  const redis = new Redis(REDIS);
+  try {
+    const b = await startSecondInstance(a, env); // same database, so the same Redis namespace
+    try {
+      // four attempts spread over both processes use up the one limit
+      for (const server of [a, b, a, b]) t.is((await attempt(server.url)).status, 401);
+      t.is((await attempt(a.url)).status, 429, 'the fifth, on A');
+      t.is((await attempt(b.url)).status, 429, 'the sixth, on B');
+      // the count is one Redis key under the database's namespace, and it expires with its window
+      const keys = await redis.keys(`${a.config.redisKeyPrefix}:${a.tdb.name}:limit:login_ip:*`);
+      t.is(keys.length, 1, keys.join());
+      const ttl = await redis.pttl(keys[0]!);
+      t.true(ttl > 0 && ttl <= 60_000, `expires in ${ttl} ms`);
+    } finally {
+      await b.stop();
+    }
+  } finally {
+    const keys = await redis.keys(`${a.config.redisKeyPrefix}:${a.tdb.name}:limit:*`);
+    if (keys.length > 0) await redis.del(keys);
+    redis.disconnect();
+    await a.close();
+  }
+});
+
+test('Redis unreachable: logins are still limited, per process in memory, and never answer 500', async (t) => {
+  const down = await startTestServer({ REDIS_URL: 'redis://127.0.0.1:1', LOGIN_MAX_PER_IP: '3' }); // nothing listens there
+  try {
+    for (let i = 0; i < 3; i++) t.is((await attempt(down.url)).status, 401);
+    t.is((await attempt(down.url)).status, 429);
+  } finally {
+    await down.close();
   }
 });

@@ -79,6 +79,35 @@ test('tokens issued by the ERP are verified against its JWKS; other keys are ref
   t.like(await problem(await s.fetch('/v1/auth/me', bearer(stranger))), { status: 401, body: { code: 'token-invalid' } });
 });
 
+test('an ERP token must carry exp and live at most JWT_MAX_LIFETIME_SECONDS, like ours', async (t) => {
+  const now = Math.floor(Date.now() / 1000);
+  const erpToken = (times: { iat?: number; exp?: number }) => {
+    const jwt = new SignJWT({ role: 'salesman', salesmanId: 7 }).setProtectedHeader({ alg: 'RS256', kid: 'erp-1' }).setSubject('3')
+      .setIssuer('fieldsync').setAudience('fieldsync');
+    if (times.iat !== undefined) jwt.setIssuedAt(times.iat);
+    if (times.exp !== undefined) jwt.setExpirationTime(times.exp);
+    return jwt.sign(erpKeys.privateKey);
+  };
+  const noExp = await problem(await s.fetch('/v1/auth/me', bearer(await erpToken({ iat: now }))));
+  t.like(noExp, { status: 401, body: { code: 'token-invalid' } });
+  t.regex(String(noExp.body.detail), /no exp/);
+  const year = await problem(await s.fetch('/v1/auth/me', bearer(await erpToken({ iat: now, exp: now + 365 * 24 * 3600 }))));
+  t.like(year, { status: 401, body: { code: 'token-invalid' } });
+  t.regex(String(year.body.detail), /at most 2592000 s/);
+  const day = await s.fetch('/v1/auth/me', bearer(await erpToken({ iat: now, exp: now + 24 * 3600 })));
+  t.is(day.status, 200);
+
+  // the bound is the server's setting, checked the same way by Tokens itself
+  const model: TokenModel = { roles: s.model.roles, token: s.model.token };
+  const strict = new Tokens({ secret: undefined, jwksUrl, issuer: 'fieldsync', audience: 'fieldsync', ttlSeconds: 600, maxLifetimeSeconds: 3600 }, model);
+  const twoHours = await erpToken({ iat: now, exp: now + 7200 });
+  await t.throwsAsync(strict.verify(twoHours), { instanceOf: AppError, message: /lives 7200 s \(exp - iat\); at most 3600 s/ });
+  await t.throwsAsync(strict.session(twoHours), { instanceOf: AppError }, 'refused again: not remembered');
+  const hour = await erpToken({ iat: now, exp: now + 3600 });
+  t.deepEqual(await strict.session(hour), { principal: { userId: '3', role: 'salesman', claims: { salesmanId: 7 } }, expiresAt: (now + 3600) * 1000 });
+  t.deepEqual(strict.peek(hour), { userId: '3', role: 'salesman', claims: { salesmanId: 7 } }, 'remembered until its exp');
+});
+
 test('an ERP whose tokens name roles and claims its own way (token.roleClaim, roleMap, claims) is accepted through the config', async (t) => {
   // the TSH fixture's config: roleClaim https://tsh.example/role, roleMap {sales_rep: rep,
   // erp_admin: admin}, claims {repId: https://tsh.example/rep_id}; fieldsync's schema fs_sync
@@ -137,7 +166,7 @@ test('Tokens map names both ways: a custom user claim, a role name the map sends
     // the ERP calls our salesman "field_rep", and its "salesman" is our boss
     token: { userClaim: 'uid', roleClaim: 'erp_role', roleMap: { field_rep: 'salesman', salesman: 'boss' }, claims: { salesmanId: 'erp_sid' } },
   };
-  const tokens = new Tokens({ secret: TEST_SECRET, jwksUrl: undefined, issuer: 'fieldsync', audience: 'fieldsync', ttlSeconds: 600 }, model);
+  const tokens = new Tokens({ secret: TEST_SECRET, jwksUrl: undefined, issuer: 'fieldsync', audience: 'fieldsync', ttlSeconds: 600, maxLifetimeSeconds: 3600 }, model);
   const principal = tokens.principal('u1', 'salesman', { salesmanId: 7, region: 'north', other: 'dropped' });
   t.deepEqual(principal, { userId: 'u1', role: 'salesman', claims: { salesmanId: 7, region: 'north' } });
   const { token } = await tokens.issue(principal);
@@ -164,7 +193,7 @@ test('Tokens map names both ways: a custom user claim, a role name the map sends
   t.regex(problemOf(() => tokens.principal('u3', 'pilot', {}))!, /^token-invalid: .*"pilot"/);
 
   // a role no ERP name maps back to cannot be issued (its token would verify as another role)
-  const stuck = new Tokens({ secret: TEST_SECRET, jwksUrl: undefined, issuer: 'fieldsync', audience: 'fieldsync', ttlSeconds: 600 }, {
+  const stuck = new Tokens({ secret: TEST_SECRET, jwksUrl: undefined, issuer: 'fieldsync', audience: 'fieldsync', ttlSeconds: 600, maxLifetimeSeconds: 3600 }, {
     roles: model.roles,
     token: { userClaim: 'sub', roleClaim: 'role', roleMap: { salesman: 'boss' }, claims: {} },
   });

@@ -82,6 +82,30 @@ test.serial('the handshake refuses missing, forged and expired tokens, and accep
   t.true(good.connected);
 });
 
+test.serial('the handshake refuses a token without exp or living longer than the maximum', async (t) => {
+  const key = new TextEncoder().encode(TEST_SECRET);
+  const now = Math.floor(Date.now() / 1000);
+  const sign = (exp?: number) => {
+    const jwt = new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setIssuer('fieldsync').setAudience('fieldsync').setIssuedAt(now);
+    return (exp === undefined ? jwt : jwt.setExpirationTime(exp)).sign(key);
+  };
+  const refusal = async (token: string) => connected(socket(s.url, token)).then(() => undefined, (e: Error & { data?: { code: string } }) => e);
+  const noExp = await refusal(await sign());
+  t.like(noExp, { data: { code: 'token-invalid' } });
+  t.regex(String(noExp?.message), /no exp/);
+  const tooLong = await refusal(await sign(now + 31 * 24 * 3600));
+  t.like(tooLong, { data: { code: 'token-invalid' } });
+  t.regex(String(tooLong?.message), /at most 2592000 s/);
+  t.is(await refusal(await sign(now + 3600)), undefined, 'an hour is fine');
+  t.is(await refusal(await sign(now + 29 * 24 * 3600)), undefined, '29 days is fine (past the longest timer: the expiry is armed in steps)');
+});
+
+/** A token of the config's admin (no claims, so no data is needed to connect). */
+const adminToken = () =>
+  new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('1')
+    .setIssuer('fieldsync').setAudience('fieldsync').setExpirationTime('1h').sign(new TextEncoder().encode(TEST_SECRET));
+const refusedWith = (c: Client) => connected(c).then(() => 'connected', (e: Error & { data?: { code: string } }) => e.data?.code ?? e.message);
+
 test('connections are limited per client IP', async (t) => {
   const limited = await startTestServer({ SOCKET_CONNECTS_PER_IP_PER_MINUTE: '2' });
   try {
@@ -323,6 +347,40 @@ test('with the default poll interval and no LISTEN (PgBouncer-safe), an ERP chan
     t.is(poked(got, 'stock:3').length, 1, 'once');
   } finally {
     await polled.close();
+  }
+});
+
+test('with one trusted proxy, a forged X-Forwarded-For does not change the client IP the connection limit counts', async (t) => {
+  const proxied = await startTestServer({ SOCKET_CONNECTS_PER_IP_PER_MINUTE: '2', TRUST_PROXY: '1' });
+  try {
+    const token = await adminToken();
+    // the client's own first entry differs each time; the proxy appended 198.51.100.7
+    const via = (xff: string) => socket(proxied.url, token, { extraHeaders: { 'x-forwarded-for': xff } });
+    t.is(await refusedWith(via('1.2.3.4, 198.51.100.7')), 'connected');
+    t.is(await refusedWith(via('5.6.7.8, 198.51.100.7')), 'connected');
+    t.is(await refusedWith(via('9.9.9.9, 198.51.100.7')), 'rate-limited');
+    t.is(await refusedWith(via('198.51.100.8')), 'connected', 'another client behind the proxy has its own count');
+  } finally {
+    await proxied.close();
+  }
+});
+
+test('the connection limit per IP holds across two instances sharing Redis', async (t) => {
+  const env = { REDIS_URL: REDIS, SOCKET_CONNECTS_PER_IP_PER_MINUTE: '2' };
+  const a = await startTestServer(env);
+  try {
+    const b = await startSecondInstance(a, env);
+    try {
+      const token = await adminToken();
+      t.is(await refusedWith(socket(a.url, token)), 'connected');
+      t.is(await refusedWith(socket(b.url, token)), 'connected');
+      t.is(await refusedWith(socket(a.url, token)), 'rate-limited');
+      t.is(await refusedWith(socket(b.url, token)), 'rate-limited');
+    } finally {
+      await b.stop();
+    }
+  } finally {
+    await a.close();
   }
 });
 

@@ -19,8 +19,24 @@ test('values are parsed and typed', (t) => {
   t.is(c.http.port, 8080);
   t.true(c.seedDemo);
   t.is(c.demo.scale, 10);
-  t.true(c.http.trustProxy);
+  t.is(c.http.proxyHops, 1, 'TRUST_PROXY=1: one proxy');
   t.is(c.auth.jwtSecret, secret);
+});
+
+test('TRUST_PROXY is a number of proxies; true and false mean 1 and 0 as before', (t) => {
+  t.is(loadConfig({}).http.proxyHops, 0);
+  t.is(loadConfig({ TRUST_PROXY: 'true' }).http.proxyHops, 1);
+  t.is(loadConfig({ TRUST_PROXY: 'false' }).http.proxyHops, 0);
+  t.is(loadConfig({ TRUST_PROXY: '2' }).http.proxyHops, 2);
+  t.regex(t.throws(() => loadConfig({ TRUST_PROXY: 'maybe' }))!.message, /TRUST_PROXY: must be true, false or the number of trusted proxies/);
+  t.regex(t.throws(() => loadConfig({ TRUST_PROXY: '11' }))!.message, /TRUST_PROXY/);
+});
+
+test('tokens live at most JWT_MAX_LIFETIME_SECONDS, and the ones we issue fit', (t) => {
+  t.is(loadConfig({}).auth.maxLifetimeSeconds, 30 * 24 * 3600);
+  t.is(loadConfig({ JWT_MAX_LIFETIME_SECONDS: '86400' }).auth.maxLifetimeSeconds, 86400);
+  const err = t.throws(() => loadConfig({ JWT_TTL_SECONDS: '7200', JWT_MAX_LIFETIME_SECONDS: '3600' }), { instanceOf: ConfigError });
+  t.regex(err.message, /JWT_TTL_SECONDS: must not exceed JWT_MAX_LIFETIME_SECONDS/);
 });
 
 test('a bad variable is rejected with a message naming it and the value', (t) => {

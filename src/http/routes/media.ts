@@ -1,7 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import multer from 'multer';
-import getRawBody from 'raw-body';
+import type { Context } from 'koa';
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
 import { presets } from '../../images/presets.js';
@@ -9,24 +7,11 @@ import { decodeManifestCursor, ROW_SEGMENT, type MediaService } from '../../imag
 import type { Model } from '../../model/model.js';
 import type { Storage } from '../../storage/s3.js';
 import type { Heads } from '../../sync/heads.js';
+import { readUpload } from '../body.js';
 import { route, type Route } from '../route.js';
 
-/** The uploaded bytes: multipart field `image` (browsers) or the raw body (PUT, scripts). */
-async function readMultipart(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<Buffer> {
-  const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: maxBytes, files: 1, fields: 10, fieldSize: 1024 } }).single('image');
-  await new Promise<void>((resolve, reject) => upload(req as never, res as never, (err?: unknown) => (err ? reject(err) : resolve())));
-  const file = (req as IncomingMessage & { file?: { buffer: Buffer } }).file;
-  if (!file) throw new AppError('validation-failed', 'send multipart/form-data with the image in the field "image"');
-  return file.buffer;
-}
-
-function uploadError(err: unknown): never {
-  const code = (err as { code?: string; type?: string }).code ?? (err as { type?: string }).type;
-  if (code === 'LIMIT_FILE_SIZE' || code === 'entity.too.large') throw new AppError('payload-too-large');
-  if (err instanceof AppError) throw err;
-  if (typeof code === 'string' && code.startsWith('LIMIT_')) throw new AppError('validation-failed', (err as Error).message);
-  throw err;
-}
+/** the row id in an admin image URL; its form (integer, UUID, text) is checked by the media service */
+const idParams = z.strictObject({ id: z.string().min(1).max(200) });
 
 const manifestQuery = z.strictObject({
   cursor: z
@@ -62,9 +47,10 @@ export interface MediaRouteDeps {
 export function mediaRoutes({ model, media, storage, heads, maxBytes }: MediaRouteDeps): Route[] {
   const collection = model.media?.collection.name;
   if (collection === undefined) return [];
-  const upload = async (param: string, read: () => Promise<Buffer>) => {
+  // multipart field `image` (browsers, curl -F) or the raw body (PUT, scripts)
+  const upload = async (ctx: Context, param: string) => {
     const rowKey = media.parseId(param);
-    const bytes = await read().catch(uploadError);
+    const bytes = await readUpload(ctx, maxBytes, 'image');
     const info = await media.upload(rowKey, bytes);
     return { status: info.unchanged ? 200 : 201, body: { image: info } };
   };
@@ -73,18 +59,19 @@ export function mediaRoutes({ model, media, storage, heads, maxBytes }: MediaRou
       method: 'POST',
       path: `/v1/admin/${collection}/:id/image`,
       auth: { permission: 'media:write' },
+      params: idParams,
       async handler({ params, ctx }) {
-        if (!ctx.is('multipart/form-data')) throw new AppError('unsupported-media-type', 'send multipart/form-data (or PUT the raw bytes)');
-        if (Number(ctx.get('content-length') || 0) > maxBytes + 64 * 1024) throw new AppError('payload-too-large');
-        return upload(params.id!, () => readMultipart(ctx.req, ctx.res, maxBytes));
+        if (!ctx.is('multipart/form-data')) throw new AppError('unsupported-media-type', 'send multipart/form-data with the image in the field "image" (or PUT the raw bytes)');
+        return upload(ctx, params.id);
       },
     }),
     route({
       method: 'PUT',
       path: `/v1/admin/${collection}/:id/image`,
       auth: { permission: 'media:write' },
+      params: idParams,
       async handler({ params, ctx }) {
-        return upload(params.id!, () => getRawBody(ctx.req, { limit: maxBytes, length: ctx.get('content-length') || undefined }));
+        return upload(ctx, params.id);
       },
     }),
     route({
@@ -101,8 +88,9 @@ export function mediaRoutes({ model, media, storage, heads, maxBytes }: MediaRou
       method: 'GET',
       path: `/v1/media/${collection}/:row/:version/:file`,
       auth: 'public',
+      params: z.strictObject({ row: z.string().max(1400), version: z.string().max(64), file: z.string().max(64) }),
       async handler({ params, ctx }) {
-        const { row, version, file } = params as { row: string; version: string; file: string };
+        const { row, version, file } = params;
         if (!ROW_SEGMENT.test(row) || !VERSION.test(version) || !FILES.has(file)) throw new AppError('not-found');
         // content-addressed: a client holding this ETag holds these bytes (no store round trip)
         const etag = `"${version}-${file}"`;

@@ -35,7 +35,13 @@ export function pullReply(answer: PullAnswer, method: string, ifNoneMatch: strin
  * POST /v1/sync/pull {cursor?, app?, limit?} and the same as GET with a query string,
  * which an HTTP cache can keep: both carry an ETag; GET answers 304 to If-None-Match.
  */
-const pageQuery = z.strictObject({ exp: z.coerce.number().int().positive(), sig: z.string().min(1).max(64) });
+const pageQuery = z.strictObject({ exp: z.coerce.number().int().positive().max(2 ** 40), sig: z.string().min(1).max(64) });
+/** a bucket name, a snapshot id (16 base64url characters) and a page number */
+const pageParams = z.strictObject({
+  bucket: z.string().min(1).max(240),
+  id: z.string().regex(/^[\w-]{1,64}$/, 'a snapshot id'),
+  page: z.coerce.number().int().min(0).max(1_000_000),
+});
 
 export function syncRoutes(pulls: PullService, limits: PullLimits, snapshots?: SnapshotService) {
   const input = pullInput(limits);
@@ -51,6 +57,7 @@ export function syncRoutes(pulls: PullService, limits: PullLimits, snapshots?: S
       path: '/v1/sync/pull',
       auth: 'any',
       body: input,
+      idempotent: true, // a read, though a POST
       handler: ({ principal, body }) => handle(principal!, body, 'POST', ''),
     }),
     route({
@@ -68,11 +75,12 @@ export function syncRoutes(pulls: PullService, limits: PullLimits, snapshots?: S
       path: '/v1/sync/snapshots/:bucket/:id/:page',
       auth: 'public',
       query: pageQuery,
+      params: pageParams,
       async handler({ params, query, ctx }) {
         if (!snapshots) throw new AppError('not-found');
         const enc = ctx.acceptsEncodings('br', 'gzip') === 'br' ? 'br' : 'gzip';
-        const page = Number(params.page);
-        const bytes = await snapshots.page(params.bucket!, params.id!, page, query.exp, query.sig, enc);
+        const { page } = params;
+        const bytes = await snapshots.page(params.bucket, params.id, page, query.exp, query.sig, enc);
         if (bytes === 'forbidden') throw new AppError('forbidden', 'the page URL is altered or expired: pull again');
         if (!bytes) throw new AppError('snapshot-gone');
         ctx.compress = false; // already compressed

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Db } from '../../db/pg.js';
 import type { DriftState } from '../../install/drift.js';
 import { within } from '../../lib/within.js';
@@ -58,6 +59,7 @@ export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: 
       method: 'GET',
       path: '/problems/:code',
       auth: 'public',
+      params: z.strictObject({ code: z.string().max(64) }),
       handler({ params }) {
         const code = params.code as ErrorCode;
         if (!Object.hasOwn(errorCatalogue, code)) throw new AppError('not-found');
