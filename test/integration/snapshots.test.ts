@@ -228,12 +228,17 @@ test('Redis cut mid-run: the next pulls still work, and snapshots come back when
     await loadFixture(s.db);
     await s.settle();
     const token = await login(s, 'salesman2');
-    t.true(((await firstPull(s, token)).snapshots ?? []).length > 0, 'snapshots while Redis is up');
+    const offered = (await firstPull(s, token)).snapshots ?? [];
+    t.true(offered.length > 0, 'snapshots while Redis is up');
     // cut this server's main connection (snapshots, leases), found by its name
     const list = (await admin.client('LIST')) as string;
     const ids = list.split('\n').filter((l) => l.includes(`name=fieldsync:${s.tdb.name} `)).map((l) => /id=(\d+)/.exec(l)![1]!);
     t.true(ids.length > 0);
     for (const id of ids) await admin.client('KILL', 'ID', id);
+    // a page read while the store reconnects: served, or gone (pull again), never a 500
+    const page = await fetch(`${s.url}${offered[0]!.pages.at(-1)!}`);
+    t.true(page.status === 200 || page.status === 410, `a page during the cut: ${page.status}`);
+    await page.arrayBuffer();
     const d = device(s, 'salesman2', token);
     await d.catchUp(5000);
     t.true(d.table('products').size >= 30, 'the pull right after the cut worked');
