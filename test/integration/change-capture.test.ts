@@ -220,37 +220,38 @@ test.serial('a failing batch leaves its entries in the outbox, logs once, and th
   t.is(infos.length, 1, 'and the recovery');
 });
 
-test.serial('the indexer vacuums the outbox after draining a thousand entries (autovacuum is too slow for a queue)', async (t) => {
+/**
+ * The indexer's upkeep after a large write: a fresh indexer (its counters at zero) drains
+ * the outbox, the write is made and drained, and `measure` is read until it moves (the
+ * upkeep runs after the flush is answered), at most 2 s.
+ */
+async function upkeepAfter(write: string, measure: () => Promise<number>): Promise<{ before: number; after: number }> {
   const indexer = new Indexer(tdb.db, tdb.model!, { warn: () => undefined, info: () => undefined, debug: () => undefined } as never);
   await indexer.flush();
-  const vacuums = () => raw.one<{ n: number }>(`SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE schemaname = 'fieldsync' AND relname = 'changes'`).then((r) => r.n);
-  const before = await vacuums();
-  await raw.none(`INSERT INTO categories (id, name, name_ar) SELECT i, 'Bulk ' || i, 'صنف ' || i FROM generate_series(1000, 2099) i`);
+  const before = await measure();
+  await raw.none(write);
   await indexer.flush();
   let after = before;
   for (let i = 0; i < 100 && after === before; i++) {
-    await new Promise((r) => setTimeout(r, 20)); // the vacuum runs after the flush is answered
-    after = await vacuums();
+    await new Promise((r) => setTimeout(r, 20));
+    after = await measure();
   }
+  return { before, after };
+}
+
+test.serial('the indexer vacuums the outbox after draining a thousand entries (autovacuum is too slow for a queue)', async (t) => {
+  const vacuums = () => raw.one<{ n: number }>(`SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE schemaname = 'fieldsync' AND relname = 'changes'`).then((r) => r.n);
+  const { before, after } = await upkeepAfter(`INSERT INTO categories (id, name, name_ar) SELECT i, 'Bulk ' || i, 'صنف ' || i FROM generate_series(1000, 2099) i`, vacuums);
   t.true(after > before, 'VACUUM ran on fieldsync.changes');
   t.deepEqual(await outbox(), []);
 });
 
 test.serial('after a large change the indexer takes the items\' statistics (the planner would read a whole collection per batch)', async (t) => {
-  const indexer = new Indexer(tdb.db, tdb.model!, { warn: () => undefined, info: () => undefined, debug: () => undefined } as never);
-  await indexer.flush();
   const estimate = () => raw.one<{ n: number }>(`SELECT reltuples::int AS n FROM pg_class WHERE oid = 'fieldsync.items'::regclass`).then((r) => r.n);
-  const before = await estimate();
-  await raw.none(`INSERT INTO categories (id, name, name_ar) SELECT i, 'Many ' || i, 'صنف ' || i FROM generate_series(10000, 21999) i`);
-  await indexer.flush();
-  let after = before;
-  for (let i = 0; i < 100 && after === before; i++) {
-    await new Promise((r) => setTimeout(r, 20)); // the analyze runs after the flush is answered
-    after = await estimate();
-  }
+  const { before, after } = await upkeepAfter(`INSERT INTO categories (id, name, name_ar) SELECT i, 'Many ' || i, 'صنف ' || i FROM generate_series(10000, 21999) i`, estimate);
   t.true(after >= 12_000, `the estimate moved from ${before} to ${after}`);
   await raw.none('DELETE FROM categories WHERE id BETWEEN 10000 AND 21999');
-  await indexer.flush();
+  await tdb.index();
 });
 
 test.serial('a synced column cannot be dropped from under fieldsync; one it does not sync can', async (t) => {

@@ -3,7 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pgPromise from 'pg-promise';
-import { io as connect, type Socket } from 'socket.io-client';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { CursorCodec } from '../../src/protocol/cursor.js';
@@ -13,6 +12,8 @@ import { createTestDatabase, erpPool, TEST_PG } from '../helpers/db.js';
 import { Device } from '../helpers/device.js';
 import { FIXTURE_PASSWORD, loadFixture } from '../helpers/fixture.js';
 import { startTestServer, TEST_SECRET, type TestServer } from '../helpers/server.js';
+import { sockets } from '../helpers/sockets.js';
+import { until } from '../helpers/wait.js';
 
 /**
  * Issue 11: a commit is delivered as soon as it is visible, whatever else is open; only the
@@ -22,7 +23,7 @@ import { startTestServer, TEST_SECRET, type TestServer } from '../helpers/server
 let s: TestServer;
 let erp: pgPromise.IDatabase<unknown>;
 const tokens: Record<string, string> = {};
-const sockets: Socket[] = [];
+const { socket, closeAll } = sockets();
 
 test.before(async () => {
   // the default poll interval: nothing here calls settle() where delivery is timed; pages
@@ -37,7 +38,7 @@ test.before(async () => {
   }
 });
 test.after.always(async () => {
-  for (const c of sockets) c.disconnect();
+  closeAll();
   await erp?.$pool.end();
   await s?.close();
 });
@@ -49,14 +50,6 @@ function device(who: string): Device {
 }
 const row = (d: Device, coll: string, id: number) => d.table(coll).get(String(id))?.row;
 const stockRow = (d: Device, product: number, warehouse: number) => [...d.table('stock').values()].find((r) => r.row.product === product && r.row.warehouse === warehouse)?.row;
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** A connection holding a write transaction open (to this database, or another of the cluster). */
 async function openWriteTransaction(db: pgPromise.IDatabase<unknown>, sql: string) {
@@ -77,8 +70,7 @@ async function openWriteTransaction(db: pgPromise.IDatabase<unknown>, sql: strin
 test.serial('a commit is pulled and poked at once while write transactions stay open here and in another database; theirs come after their commit, never after a rollback', async (t) => {
   const d = device('salesman1');
   await d.catchUp(1000);
-  const c = connect(s.url, { path: '/socket.io', transports: ['websocket'], auth: { token: tokens.salesman1 }, reconnection: false });
-  sockets.push(c);
+  const c = socket(s.url, tokens.salesman1);
   await new Promise<void>((r) => c.once('connect', () => r()));
   const pokes: string[][] = [];
   c.on('sync:poke', (p: { buckets: string[] }) => pokes.push(p.buckets));
@@ -92,7 +84,7 @@ test.serial('a commit is pulled and poked at once while write transactions stay 
     const started = Date.now();
     await erp.none('UPDATE stock SET qty = 41 WHERE product_id = 3 AND warehouse_id = 1');
     // no settle(): the server's own poll, indexer and heads, with both transactions still open
-    await until(() => pokes.some((b) => b.includes('stock:1')), 'the poke of stock:1 (the open transactions must not hold it back)');
+    await until(() => pokes.some((b) => b.includes('stock:1')), 'the poke of stock:1 (the open transactions must not hold it back)', 5_000);
     await d.catchUp(1000);
     t.is(stockRow(d, 3, 1)?.qty, 41, 'pulled while the others are open');
     t.log(`poked and pulled ${Date.now() - started} ms after the commit`);
@@ -108,7 +100,7 @@ test.serial('a commit is pulled and poked at once while write transactions stay 
     pokes.length = 0;
     await here.end('COMMIT');
     here = undefined;
-    await until(() => pokes.some((b) => b.includes('catalog')), 'the poke of the committed transaction');
+    await until(() => pokes.some((b) => b.includes('catalog')), 'the poke of the committed transaction', 5_000);
     await d.catchUp(1000);
     t.is(row(d, 'products', 2)?.name, 'held back', 'after its commit, its row comes');
 

@@ -1,25 +1,22 @@
 import test from 'ava';
-import { SignJWT } from 'jose';
-import { io as connect, type Socket } from 'socket.io-client';
-import type { ClientToServerEvents, ServerToClientEvents } from '../../src/protocol/events.js';
 import { erpPool } from '../helpers/db.js';
 import { Device } from '../helpers/device.js';
 import { FIXTURE_PASSWORD, loadFixture } from '../helpers/fixture.js';
-import { startSecondInstance, startTestServer, TEST_SECRET, type TestServer } from '../helpers/server.js';
+import { startSecondInstance, startTestServer, type TestServer } from '../helpers/server.js';
+import { connected, record, sockets, until, wait } from '../helpers/sockets.js';
 
-type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
 const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 let s: TestServer;
 let erp: ReturnType<typeof erpPool>;
 const tokens: Record<string, string> = {};
-const open: Client[] = [];
+const { socket, closeAll } = sockets();
 
 /**
  * The push channel end to end: plain SQL by the ERP -> capture triggers -> fieldsync's
  * outbox -> the doorbell (polling every DOORBELL_POLL_MS, default 10 ms; no LISTEN/NOTIFY)
  * -> the indexer's batch -> heads -> pokes and config events to the rooms of the rows' buckets.
- * The server runs with the default poll interval.
+ * The server runs with the default poll interval. Who may connect: realtime-admission.test.ts.
  */
 test.before(async () => {
   s = await startTestServer({ POKE_WINDOW_MS: '200' });
@@ -32,106 +29,15 @@ test.before(async () => {
   }
 });
 test.after.always(async () => {
-  for (const c of open) c.disconnect();
+  closeAll();
   await erp?.$pool.end();
   await s?.close();
 });
 
-function socket(url: string, token: string | undefined, opts: Record<string, unknown> = {}): Client {
-  const c: Client = connect(url, { path: '/socket.io', transports: ['websocket'], auth: token ? { token } : {}, reconnection: false, ...opts });
-  open.push(c);
-  return c;
-}
-const connected = (c: Client) =>
-  new Promise<void>((resolve, reject) => {
-    c.once('connect', () => resolve());
-    c.once('connect_error', reject);
-  });
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Polls until the condition holds. */
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await wait(10);
-  }
-}
 /** The app's own connections to its database (the pool the doorbell polls through). */
 const appBackends = (db: ReturnType<typeof erpPool>) =>
   db.one<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'fieldsync'`).then((r) => r.n);
 const poked = <E extends { event: string; data: any }>(got: E[], bucket: string): E[] => got.filter((e) => e.event === 'sync:poke' && e.data.buckets.includes(bucket));
-
-/** Records every event a socket receives. */
-function record(c: Client) {
-  const got: { event: string; data: any; at: number }[] = [];
-  c.onAny((event, data) => got.push({ event, data, at: Date.now() }));
-  return got;
-}
-
-test.serial('the handshake refuses missing, forged and expired tokens, and accepts a good one', async (t) => {
-  const missing = await connected(socket(s.url, undefined)).catch((e: Error & { data?: { code: string } }) => e);
-  t.like(missing, { data: { code: 'token-missing' } });
-  const forged = await connected(socket(s.url, 'x.y.z')).catch((e: Error & { data?: { code: string } }) => e);
-  t.like(forged, { data: { code: 'token-invalid' } });
-  const key = new TextEncoder().encode(TEST_SECRET);
-  const expired = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('1')
-    .setIssuer('fieldsync').setAudience('fieldsync').setExpirationTime(Math.floor(Date.now() / 1000) - 10).sign(key);
-  t.like(await connected(socket(s.url, expired)).catch((e: Error & { data?: { code: string } }) => e), { data: { code: 'token-expired' } });
-  const good = socket(s.url, tokens.salesman1);
-  await connected(good);
-  t.true(good.connected);
-});
-
-test.serial('the handshake refuses a token without exp or living longer than the maximum', async (t) => {
-  const key = new TextEncoder().encode(TEST_SECRET);
-  const now = Math.floor(Date.now() / 1000);
-  const sign = (exp?: number) => {
-    const jwt = new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setIssuer('fieldsync').setAudience('fieldsync').setIssuedAt(now);
-    return (exp === undefined ? jwt : jwt.setExpirationTime(exp)).sign(key);
-  };
-  const refusal = async (token: string) => connected(socket(s.url, token)).then(() => undefined, (e: Error & { data?: { code: string } }) => e);
-  const noExp = await refusal(await sign());
-  t.like(noExp, { data: { code: 'token-invalid' } });
-  t.regex(String(noExp?.message), /no exp/);
-  const tooLong = await refusal(await sign(now + 31 * 24 * 3600));
-  t.like(tooLong, { data: { code: 'token-invalid' } });
-  t.regex(String(tooLong?.message), /at most 2592000 s/);
-  t.is(await refusal(await sign(now + 3600)), undefined, 'an hour is fine');
-  t.is(await refusal(await sign(now + 29 * 24 * 3600)), undefined, '29 days is fine (past the longest timer: the expiry is armed in steps)');
-});
-
-/** A token of the config's admin (no claims, so no data is needed to connect). */
-const adminToken = () =>
-  new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('1')
-    .setIssuer('fieldsync').setAudience('fieldsync').setExpirationTime('1h').sign(new TextEncoder().encode(TEST_SECRET));
-const refusedWith = (c: Client) => connected(c).then(() => 'connected', (e: Error & { data?: { code: string } }) => e.data?.code ?? e.message);
-
-test('connections are limited per client IP', async (t) => {
-  const limited = await startTestServer({ SOCKET_CONNECTS_PER_IP_PER_MINUTE: '2' });
-  try {
-    await loadFixture(limited.db);
-    const login = await limited.post('/v1/auth/login', { email: 'warehouse@fixture.test', password: FIXTURE_PASSWORD });
-    const token = ((await login.json()) as { token: string }).token;
-    await connected(socket(limited.url, token));
-    await connected(socket(limited.url, token));
-    const third = await connected(socket(limited.url, token)).catch((e: Error & { data?: { code: string } }) => e);
-    t.like(third, { data: { code: 'rate-limited' } });
-  } finally {
-    await limited.close();
-  }
-});
-
-test.serial('a token that expires while connected ends the session with session:expired', async (t) => {
-  const key = new TextEncoder().encode(TEST_SECRET);
-  const short = await new SignJWT({ role: 'salesman', salesmanId: 2 }).setProtectedHeader({ alg: 'HS256' }).setSubject('4')
-    .setIssuer('fieldsync').setAudience('fieldsync').setExpirationTime(Math.floor(Date.now() / 1000) + 2).sign(key);
-  const c = socket(s.url, short);
-  const got = record(c);
-  await connected(c);
-  const reason = await new Promise<string>((r) => c.once('disconnect', r));
-  t.is(reason, 'io server disconnect');
-  t.truthy(got.find((e) => e.event === 'session:expired'));
-});
 
 test.serial('an ERP change pokes each affected bucket once, and the pull that follows sees it', async (t) => {
   const device = new Device('salesman1', (cursor, limit) => s.post('/v1/sync/pull', { ...(cursor && { cursor }), limit }, { authorization: `Bearer ${tokens.salesman1}` }), s.url);
@@ -347,40 +253,6 @@ test('with the default poll interval and no LISTEN (PgBouncer-safe), an ERP chan
     t.is(poked(got, 'stock:3').length, 1, 'once');
   } finally {
     await polled.close();
-  }
-});
-
-test('with one trusted proxy, a forged X-Forwarded-For does not change the client IP the connection limit counts', async (t) => {
-  const proxied = await startTestServer({ SOCKET_CONNECTS_PER_IP_PER_MINUTE: '2', TRUST_PROXY: '1' });
-  try {
-    const token = await adminToken();
-    // the client's own first entry differs each time; the proxy appended 198.51.100.7
-    const via = (xff: string) => socket(proxied.url, token, { extraHeaders: { 'x-forwarded-for': xff } });
-    t.is(await refusedWith(via('1.2.3.4, 198.51.100.7')), 'connected');
-    t.is(await refusedWith(via('5.6.7.8, 198.51.100.7')), 'connected');
-    t.is(await refusedWith(via('9.9.9.9, 198.51.100.7')), 'rate-limited');
-    t.is(await refusedWith(via('198.51.100.8')), 'connected', 'another client behind the proxy has its own count');
-  } finally {
-    await proxied.close();
-  }
-});
-
-test('the connection limit per IP holds across two instances sharing Redis', async (t) => {
-  const env = { REDIS_URL: REDIS, SOCKET_CONNECTS_PER_IP_PER_MINUTE: '2' };
-  const a = await startTestServer(env);
-  try {
-    const b = await startSecondInstance(a, env);
-    try {
-      const token = await adminToken();
-      t.is(await refusedWith(socket(a.url, token)), 'connected');
-      t.is(await refusedWith(socket(b.url, token)), 'connected');
-      t.is(await refusedWith(socket(a.url, token)), 'rate-limited');
-      t.is(await refusedWith(socket(b.url, token)), 'rate-limited');
-    } finally {
-      await b.stop();
-    }
-  } finally {
-    await a.close();
   }
 });
 
