@@ -53,3 +53,15 @@ ALTER INDEX images_tx RENAME TO images_seq;
 ALTER TABLE mutations DROP COLUMN tx;
 
 DROP FUNCTION watermark();
+
+-- A TRUNCATE of a synced table (no per-row deletes can be written): a marker in the
+-- outbox, the collection as its key. The indexer, under its lock, bumps the sync epoch
+-- and clears the collection's items and images when the TRUNCATE has committed. The ERP's
+-- transaction touches no row fieldsync's batches write: it used to update `state` and
+-- delete items itself, which stopped every batch until it committed.
+CREATE OR REPLACE FUNCTION truncated() RETURNS trigger
+  LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  INSERT INTO changes (coll, row_key) VALUES ('#truncate', TG_ARGV[0]);
+  RETURN NULL;
+END $$;

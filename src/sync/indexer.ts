@@ -4,6 +4,9 @@ import { pgp, type Db } from '../db/pg.js';
 import { captureFn, keyMatch, s, type Collection, type Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
 
+/** The outbox entry of a TRUNCATE of a synced table (its key: the collection), written by `truncated()`. */
+const TRUNCATE_MARKER = '#truncate';
+
 /** What one committed batch wrote: enough to move the heads without scanning for it. */
 export interface Batch {
   /** its number */
@@ -234,25 +237,45 @@ export class Indexer extends EventEmitter<IndexerEvents> {
         // read under the lock: the next number is ours
         const seq = current + 1n;
         const next = seq.toString();
-        const statements = [pgp.as.format(`UPDATE ${s(m, 'state')} SET seq = $1`, [next])];
-        /** the collection (or dependency table) whose buckets each statement answers, in order */
-        const answers: { coll: string; marker?: true }[] = [{ coll: '' }];
+        // TRUNCATE of a synced table (the marker's key names the collection): the sync epoch
+        // moves (every cursor is void) and the collection's items and images go, before this
+        // batch indexes what was written after it
+        const truncated = taken.find((e) => e.coll === TRUNCATE_MARKER)?.keys ?? [];
+        const statements = [pgp.as.format(`UPDATE ${s(m, 'state')} SET seq = $1${truncated.length > 0 ? ', epoch = epoch + 1, changed_at = now()' : ''}`, [next])];
+        if (truncated.length > 0) {
+          statements.push(
+            pgp.as.format(`DELETE FROM ${s(m, 'items')} WHERE coll = ANY ($1::text[])`, [truncated]),
+            pgp.as.format(
+              `WITH gone AS (DELETE FROM ${s(m, 'images')} WHERE coll = ANY ($1::text[]) RETURNING key, coll, row_key)
+               INSERT INTO ${s(m, 'media_garbage')} (prefix, coll, row_key) SELECT key, coll, row_key FROM gone
+               ON CONFLICT (prefix) DO UPDATE SET replaced_at = now()`,
+              [truncated],
+            ),
+          );
+        }
+        /** the collection (or dependency table) whose buckets each statement answers, in order ('': none) */
+        const answers: { coll: string; marker?: true }[] = statements.map(() => ({ coll: '' }));
         let entries = 0;
         for (const e of taken) {
           entries += e.n;
           const c = m.collections.get(e.coll);
           if (c) {
-            // a truncated child table: every parent goes out again (with no nested rows)
-            if (e.every) statements.push(pgp.as.format(`WITH u AS (UPDATE ${s(m, 'items')} SET seq = $1 WHERE coll = $2 AND NOT deleted RETURNING bucket) SELECT DISTINCT bucket FROM u`, [next, c.name]));
-            else if (e.keys) statements.push(collectionSql(m, c, e.keys, seq));
-            else continue;
-            answers.push({ coll: c.name });
+            if (e.keys) {
+              statements.push(collectionSql(m, c, e.keys, seq));
+              answers.push({ coll: c.name });
+            }
+            // a truncated child table: every parent goes out again (with no nested rows); after
+            // the keyed rows of the same batch, which are indexed as they are now
+            if (e.every) {
+              statements.push(pgp.as.format(`WITH u AS (UPDATE ${s(m, 'items')} SET seq = $1 WHERE coll = $2 AND NOT deleted RETURNING bucket) SELECT DISTINCT bucket FROM u`, [next, c.name]));
+              answers.push({ coll: c.name });
+            }
           } else if (this.deps.has(e.coll)) {
             // a table the parameter queries read changed: one marker item per batch moves its head
             statements.push(pgp.as.format(`INSERT INTO ${s(m, 'items')} (coll, row_key, bucket, seq) VALUES ($1, $2, '@dep', $2) ON CONFLICT DO NOTHING`, [e.coll, next]));
             answers.push({ coll: e.coll, marker: true });
           }
-          // anything else is from a collection no longer configured: consumed, nothing to do
+          // anything else (a TRUNCATE marker, done above; a collection no longer configured): consumed
         }
         const written = await t.multi<{ bucket: string }>([...statements, 'COMMIT'].join(';\n'));
         open = false;
@@ -260,11 +283,11 @@ export class Indexer extends EventEmitter<IndexerEvents> {
         const collections = new Set<string>();
         // as the heads' scan would find them: a collection counts when an item of it was written
         answers.forEach(({ coll, marker }, i) => {
-          if (i === 0 || (!marker && written[i]!.length === 0)) return;
+          if (coll === '' || (!marker && written[i]!.length === 0)) return;
           collections.add(coll);
           for (const r of written[i]!) buckets.add(r.bucket);
         });
-        const batch: Batch = { seq, epoch: state.epoch, buckets: [...buckets], collections: [...collections] };
+        const batch: Batch = { seq, epoch: state.epoch + (truncated.length > 0 ? 1 : 0), buckets: [...buckets], collections: [...collections] };
         return { seq, entries, batch };
       } finally {
         if (open) await t.none('ROLLBACK').catch(() => undefined); // never hand back a connection mid-transaction

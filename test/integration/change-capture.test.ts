@@ -199,6 +199,43 @@ test.serial('TRUNCATE of a synced table bumps the sync epoch and clears its item
   t.is((await raw.one<{ n: number }>(`SELECT count(*)::int AS n FROM fieldsync.items WHERE coll = 'stock'`)).n, 0);
 });
 
+test.serial('a child TRUNCATE and row changes of its parents in one batch: the rows are indexed as they are, the rest re-sent', async (t) => {
+  const gone = '1c8e4d63-2b3c-4d4e-9f50-6a7b8c9d0e1f';
+  const kept = '2d9f5e74-3c4d-4e5f-8061-7b8c9d0e1f20';
+  await write(`INSERT INTO orders (id, client_id, salesman_id, warehouse_id, total) VALUES ($1, 2, 1, 1, 1.00), ($2, 2, 1, 1, 1.00)`, [gone, kept]);
+  const stamped = await stamp('orders', kept);
+  // one transaction: the lines truncated, one order deleted (both in the outbox of one batch)
+  await raw.tx(async (tx) => {
+    await tx.none('TRUNCATE order_lines');
+    await tx.none('DELETE FROM orders WHERE id = $1', [gone]);
+  });
+  await tdb.index();
+  t.deepEqual(await tombstones(gone), ['orders@client_orders:2', 'orders@orders:1', 'orders@orders:all'], 'the deleted order is tombstoned in every bucket, not re-sent as live');
+  t.true((await stamp('orders', kept)) > stamped, 'the other orders are re-sent');
+});
+
+test.serial('a TRUNCATE in a long ERP transaction holds back no other change; the reset comes when it commits', async (t) => {
+  const epoch = async () => (await raw.one<{ epoch: number }>('SELECT epoch FROM fieldsync.state')).epoch;
+  await tdb.index();
+  const before = await epoch();
+  const conn = await raw.connect();
+  try {
+    await conn.none('BEGIN');
+    await conn.none('TRUNCATE stock');
+    // meanwhile the ERP changes a client: a batch takes it at once
+    const batch = await Promise.race([write(`UPDATE clients SET name = 'Noor Grocery 2' WHERE id = 1`), new Promise<'blocked'>((r) => setTimeout(() => r('blocked'), 5000))]);
+    t.not(batch, 'blocked', 'the batch did not wait for the open TRUNCATE');
+    t.is(await stamp('clients', 1), batch as bigint);
+    t.is(await epoch(), before, 'no reset while the TRUNCATE is not committed');
+    await conn.none('COMMIT');
+  } finally {
+    conn.done();
+  }
+  await tdb.index();
+  t.is(await epoch(), before + 1, 'the reset once it committed');
+  t.is((await raw.one<{ n: number }>(`SELECT count(*)::int AS n FROM fieldsync.items WHERE coll = 'stock'`)).n, 0);
+});
+
 test.serial('a failing batch leaves its entries in the outbox, logs once, and the next batch takes them', async (t) => {
   const warnings: unknown[] = [];
   const infos: unknown[] = [];
