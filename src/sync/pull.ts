@@ -51,11 +51,11 @@ function caughtUp(pos: Position | undefined, head: bigint): boolean {
 
 /**
  * The delta pull (DESIGN §5). For each bucket of the caller's set, items after the
- * cursor's position and below the watermark, ordered by (tx, collection, key), up to `limit`
- * across all buckets. The watermark is the heads' (a value that was true when read: every
- * transaction below it has finished), so a transaction still open is delivered by a later
- * pull, never skipped. A cursor whose every bucket is caught up past its head is answered
- * from memory: no query.
+ * cursor's position and below the watermark, ordered by (batch, collection, key), up to
+ * `limit` across all buckets. The watermark is the heads' (the last indexing batch + 1 when
+ * read: batches commit in number order, so every one below it is visible), so a batch
+ * committed meanwhile is delivered by a later pull, never skipped. A cursor whose every
+ * bucket is caught up past its head is answered from memory: no query.
  */
 export class PullService {
   private readonly filtered = new WeakMap<string[], Map<string, string[]>>();
@@ -74,7 +74,12 @@ export class PullService {
     private readonly drift: { ok: boolean } = { ok: true },
     /** catches up with the outbox when a page meets a row deleted but not indexed yet */
     private readonly indexer?: Pick<Indexer, 'flush'>,
-  ) {}
+  ) {
+    this.outbox = s(model, 'changes');
+  }
+
+  /** `<schema>.changes` */
+  private readonly outbox: string;
 
   /**
    * The no-change answer, if this request can have it without any I/O: a valid cursor of
@@ -203,17 +208,25 @@ export class PullService {
       };
       let items = await read();
       // A live item whose row is gone or has left the bucket: the ERP committed that and the
-      // indexer has not taken it yet. Sent as a delete now, the device would hold less than
-      // the bucket's checksum counts until the tombstone came. So the indexer catches up
-      // first and the page is read again: the item has moved past this watermark (a later
-      // pull brings its tombstone in order). Still gone after that: the triggers were
-      // bypassed; a delete.
-      if (this.indexer && items.some((it) => it.gone)) {
-        await this.indexer.flush();
-        // the heads see the tombstone's batch before this answer's checksums are chosen:
-        // one cached at the old head would count the row this page no longer delivers
-        await this.heads.refresh();
-        items = await read();
+      // indexer has not taken it yet (or the triggers were bypassed). Sent as a delete now,
+      // the device would hold less than the bucket's checksum counts until the tombstone
+      // came. So the rows go into the outbox (mending a bypass for every device, once), the
+      // indexer catches up, and the page is read again: the item has moved past this
+      // watermark, and a later pull brings its tombstone in order. If the indexer fails, the
+      // page goes out as read (those items as deletes) rather than as an error.
+      const gone = this.indexer ? items.filter((it) => it.gone) : [];
+      if (gone.length > 0) {
+        const flushed = await this.db
+          .none(`INSERT INTO ${this.outbox} (coll, row_key) SELECT * FROM unnest($1::text[], $2::text[])`, [gone.map((it) => it.coll), gone.map((it) => it.id)])
+          .then(() => this.indexer!.flush())
+          .catch(() => undefined); // the indexer logs its failures
+        if (flushed !== undefined) {
+          // the heads see the tombstone's batch before this answer's checksums are chosen (one
+          // cached at the old head would count the row this page no longer delivers); the
+          // batch moves them itself unless another process's batch came between
+          if (this.heads.watermark <= flushed) await this.heads.refresh();
+          items = await read();
+        }
       }
       for (const it of items) {
         let c = out.get(it.coll);
