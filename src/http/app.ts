@@ -7,7 +7,6 @@ import type { Tokens } from '../auth/tokens.js';
 import { clientAddress } from '../lib/client-address.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { jsonBodies } from './body.js';
 import { problems } from './problem.js';
 import type { Model } from '../model/model.js';
 import { mount, type Route } from './route.js';
@@ -53,18 +52,20 @@ function requestContext(log: Logger, metrics: Metrics) {
  * `app.callback()` or listen on port 0; nothing here opens ports or connections.
  */
 export function createApp(opts: AppOptions): Koa {
-  // X-Forwarded-Proto/-Host and ctx.ips from the trusted proxies only
-  const app = new Koa({ proxy: opts.proxyHops > 0, maxIpsCount: opts.proxyHops });
+  // nothing reads the forwarded protocol or host, so Koa trusts no X-Forwarded-* header
+  const app = new Koa();
   app.silent = true; // errors are logged once, by the problem middleware
+  // the client IP (login limits) as the Socket.IO handshake sees it, one function for both;
+  // a getter, so only the requests that ask (login) pay for it
+  Object.defineProperty(app.request, 'ip', {
+    get(this: Koa.Request) {
+      return clientAddress(this.req.socket.remoteAddress, this.req.headers['x-forwarded-for'], opts.proxyHops);
+    },
+  });
 
   const router = new Router();
-  mount(router, opts.routes, opts.tokens, opts.model);
+  mount(router, opts.routes, opts.tokens, opts.model, opts.bodyLimitBytes);
 
-  app.use((ctx, next) => {
-    // the client IP (login limits) as the Socket.IO handshake sees it: one function for both
-    ctx.request.ip = clientAddress(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for'], opts.proxyHops);
-    return next();
-  });
   app.use(requestContext(opts.log, opts.metrics));
   app.use(problems(opts.log));
   for (const mw of opts.early ?? []) app.use(mw);
@@ -77,7 +78,6 @@ export function createApp(opts: AppOptions): Koa {
       deflate: false,
     }),
   );
-  app.use(jsonBodies(opts.bodyLimitBytes));
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   return app;

@@ -1,6 +1,6 @@
 import busboy from 'busboy';
 import coBody from 'co-body';
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 
 /**
  * The one way request bodies are read: JSON with co-body, uploads as raw bytes with
@@ -15,9 +15,6 @@ const CODINGS = new Set(['identity', 'gzip', 'deflate', 'br']);
 /** Room for multipart boundaries, part headers and small fields around the file itself. */
 const MULTIPART_OVERHEAD = 64 * 1024;
 
-/** Methods whose JSON body is read before routing. */
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
-
 export type BodyErrorType =
   | 'content.encoding.invalid'
   | 'content.encoding.unsupported'
@@ -27,7 +24,7 @@ export type BodyErrorType =
   | 'entity.too.large';
 
 /** An error in http-errors' shape (as raw-body throws them), for problem.ts to map by `type`. */
-export function bodyError(status: number, type: BodyErrorType, message: string, extra: Record<string, unknown> = {}): Error {
+function bodyError(status: number, type: BodyErrorType, message: string, extra: Record<string, unknown> = {}): Error {
   return Object.assign(new Error(message), { ...extra, status, type, expose: true });
 }
 
@@ -58,14 +55,6 @@ export async function readJson(ctx: Context, limit: number): Promise<unknown> {
   const coding = contentCoding(ctx);
   request.body = await coBody.json(ctx, { limit, strict: true }).catch(decodeFailed(coding));
   return request.body;
-}
-
-/** Reads JSON bodies before routing (routes validate ctx.request.body); other types are left to their route. */
-export function jsonBodies(limit: number) {
-  return async function jsonBodyMiddleware(ctx: Context, next: Next): Promise<void> {
-    if (BODY_METHODS.has(ctx.method) && ctx.is('application/json')) await readJson(ctx, limit);
-    return next();
-  };
 }
 
 // co-body's text parser returns the bytes with `encoding: false` (since co-body 5.2); its

@@ -5,6 +5,7 @@ import type { Principal } from '../auth/principal.js';
 import type { Tokens } from '../auth/tokens.js';
 import { isConnectionLoss } from '../db/errors.js';
 import { AppError, violations } from '../errors.js';
+import { readJson } from './body.js';
 import { inspectInput } from './edge.js';
 import type { Permission } from '../model/config.js';
 import type { Model } from '../model/model.js';
@@ -89,7 +90,7 @@ function authorize(r: Route, principal: Principal, model: Pick<Model, 'roles'>):
 }
 
 /** Mounts routes on a router through the one executor; `model` says what each role may do. */
-export function mount(router: Router, routes: readonly Route[], tokens: Tokens, model: Pick<Model, 'roles'>): void {
+export function mount(router: Router, routes: readonly Route[], tokens: Tokens, model: Pick<Model, 'roles'>, bodyLimitBytes: number): void {
   for (const r of routes) {
     if (r.path.includes(':') && !r.params) throw new Error(`route ${r.method} ${r.path} has path parameters but no params schema`);
     const idempotent = r.idempotent ?? r.method === 'GET';
@@ -103,7 +104,9 @@ export function mount(router: Router, routes: readonly Route[], tokens: Tokens, 
       let body: unknown;
       if (r.body) {
         if (!ctx.request.is('application/json')) throw new AppError('unsupported-media-type', 'send the body as application/json');
-        body = parse(r.body, (ctx.request as { body?: unknown }).body, 'request body');
+        // read here, after the caller is known and only for a route that takes one (the pull
+        // fast lane may have read it already)
+        body = parse(r.body, await readJson(ctx, bodyLimitBytes), 'request body');
       }
       const query = r.query ? parse(r.query, ctx.query, 'query string') : undefined;
       const params = r.params ? parse(r.params, (ctx as Context & { params?: Record<string, string> }).params ?? {}, 'path') : {};

@@ -215,7 +215,7 @@ export class MediaService {
       for (const v of img.variants) {
         variants[variantId(v.name, v.ext)] = { key: `${prefix}/${v.name}.${v.ext}`, type: v.contentType, bytes: v.body.length, sha256: v.sha256, width: v.width, height: v.height };
       }
-      await this.db.tx('image switch', async (t) => {
+      const buckets = await this.db.tx('image switch', async (t) => {
         const old = await t.oneOrNone<{ key: string }>(`SELECT key FROM ${images} WHERE coll = $1 AND row_key = $2 FOR UPDATE`, [c.name, rowKey]);
         // seq NULL: published (numbered) by the next indexing batch, which re-sends the row
         await t.none(
@@ -233,9 +233,12 @@ export class MediaService {
         await t.none(`DELETE FROM ${garbage} WHERE prefix = $1`, [prefix]); // an old image uploaded again
         // the row's media columns changed: it goes out again, like any changed row
         await t.none(`INSERT INTO ${s(this.model, 'changes')} (coll, row_key) VALUES ($1, $2)`, [c.name, rowKey]);
+        // the rooms the catalog:image event goes to: the row's buckets (an image moves none)
+        return t.map(`SELECT bucket FROM ${s(this.model, 'items')} WHERE coll = $1 AND row_key = $2 AND NOT deleted`, [c.name, rowKey], (r: { bucket: string }) => r.bucket);
       });
-      await this.indexer?.flush();
-      const buckets = await this.db.map(`SELECT bucket FROM ${s(this.model, 'items')} WHERE coll = $1 AND row_key = $2 AND NOT deleted`, [c.name, rowKey], (r: { bucket: string }) => r.bucket);
+      // published by this batch; the switch is committed, so a failing indexer (it logs) must
+      // not fail the upload: a later batch publishes it
+      await this.indexer?.flush().catch(() => undefined);
       this.onChange({ collection: c.name, id, buckets, thumb: await this.url(variants.thumb!.key) });
       return { collection: c.name, id, key: prefix, width: img.width, height: img.height, placeholder: img.placeholder, variants, unchanged: false };
     });

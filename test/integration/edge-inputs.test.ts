@@ -229,3 +229,16 @@ test.serial('every code of the catalogue is in the README table and served at /p
     t.like(await res.json(), { code, status });
   }
 });
+
+test.serial('a JSON body is read only for a route that takes one, after its caller is known', async (t) => {
+  const broken = { 'content-type': 'application/json' };
+  // no token: refused before the (malformed) body is looked at
+  const anonymous = await s.fetch('/v1/sync/push', { method: 'POST', headers: broken, body: '{"not json' });
+  await problem(t, anonymous, 401, 'token-missing', 'push without a token');
+  // the image route takes bytes, not JSON: 415 whatever the JSON holds
+  const image = await s.fetch('/v1/admin/products/1/image', { method: 'PUT', headers: { ...broken, ...auth('admin') }, body: '{"not json' });
+  await problem(t, image, 415, 'unsupported-media-type', 'JSON on the image route');
+  // an unknown path: 404, not a JSON error
+  const unknown = await s.fetch('/v1/nowhere', { method: 'POST', headers: broken, body: '{"not json' });
+  await problem(t, unknown, 404, 'not-found', 'unknown path');
+});
