@@ -12,10 +12,7 @@ const bool = z
   .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 /** Proxy hops: a number, or a boolean as it was written before hop counts (true = one proxy). */
-const hops = z
-  .string()
-  .transform((v) => (['true', 'yes', 'on'].includes(v) ? '1' : ['false', 'no', 'off'].includes(v) ? '0' : v))
-  .pipe(z.coerce.number<string>({ error: 'must be true, false or the number of trusted proxies (0-10)' }).int().min(0).max(10));
+const hops = z.union([bool.transform(Number), int(0, 10)], { error: 'must be true, false or the number of trusted proxies (0-10)' });
 const url = (...protocols: string[]) =>
   z.url().refine((v) => protocols.includes(new URL(v).protocol), {
     message: `must be a ${protocols.join(' or ')} URL`,
@@ -90,7 +87,7 @@ export const options = {
   SNAPSHOT_GRACE_SECONDS: { schema: int(0, 24 * 3600), default: '300', doc: 'Old snapshot pages stay this long after their successor, for devices still downloading them.' },
   SNAPSHOT_MEMORY_MAX_BYTES: { schema: int(1024 * 1024, 64 * 1024 * 1024 * 1024), default: String(256 * 1024 * 1024), doc: 'Without Redis: the in-memory snapshot store keeps at most this many bytes.' },
   SNAPSHOT_URL_TTL_SECONDS: { schema: int(10, 24 * 3600), default: '600', doc: 'Lifetime of the signed snapshot page URLs a pull hands out.' },
-  DOORBELL_POLL_MS: { schema: int(2, 60_000), default: '5', doc: 'How often each process polls for committed changes (one statement: the last indexing batch, the sync epoch and whether the outbox holds anything): the change doorbell. Lower: changes reach devices sooner; higher: fewer statements.' },
+  DOORBELL_POLL_MS: { schema: int(2, 60_000), default: '5', doc: 'How often each process polls for committed changes (one statement: the last indexing batch and whether the outbox holds anything): the change doorbell. Lower: changes reach devices sooner; higher: fewer statements.' },
 } satisfies Record<string, Option>;
 
 export type OptionName = keyof typeof options;

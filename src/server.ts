@@ -180,8 +180,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const users = new UsersRepo(db, model.schema);
 
     // what the outbox holds (a seed, ERP writes while no server ran) is indexed before serving
-    // batches on a pool of their own: behind a queue of request connections (pushes waiting
-    // for their batch hold theirs) they would wait for the very requests waiting for them
+    // batches on a pool of their own: a burst of requests filling the request pool must not
+    // delay the batch every change waits for (commit -> poke, a push's visibleAfter)
     // (one name per server in this process: tests run several, and pg-promise warns of two pools alike)
     const indexDb = createDb({ url, poolMax: 2, applicationName: `fieldsync-indexer${++indexerPools === 1 ? '' : `-${indexerPools}`}`, log });
     life.onStop('indexer database pool', () => indexDb.$pool.end());
@@ -196,7 +196,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       if (!heads.apply(batch)) refreshHeads();
     });
     const metrics = new Metrics({ dbQueries: () => allQueriesSent(db), lag: () => readLag(db, model) });
-    const doorbell = new Doorbell(db, model, { pollMs: config.doorbell.pollMs, log, behind: () => heads.watermark, epoch: () => heads.epoch });
+    const doorbell = new Doorbell(db, model, { pollMs: config.doorbell.pollMs, log, behind: () => heads.watermark });
     doorbell.on('watermark', refreshHeads);
     doorbell.on('pending', () => void indexer.flush().catch(() => undefined)); // the indexer logs its failures
     await doorbell.start();

@@ -1,5 +1,5 @@
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { MakeLimiter } from '../cache/limiter.js';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { refusal, type MakeLimiter } from '../cache/limiter.js';
 import type { UserRow, UsersRepo } from '../db/repos/users.js';
 import { AppError } from '../errors.js';
 import { DUMMY_HASH, verifyPassword } from './passwords.js';
@@ -16,13 +16,6 @@ export interface LoginResult {
   expiresAt: number;
   /** claims: what the role declares (the demo salesman's {salesmanId: 3}) */
   user: { id: number; role: string; name: string; claims: Principal['claims'] };
-}
-
-function tooMany(res: RateLimiterRes): AppError {
-  const seconds = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
-  return new AppError('rate-limited', `Too many login attempts; retry in ${seconds} s`, {
-    headers: { 'Retry-After': String(seconds) },
-  });
 }
 
 /**
@@ -49,14 +42,11 @@ export class LoginService {
   async login(email: string, password: string, ip: string): Promise<LoginResult> {
     if (!this.tokens.canIssue) throw new AppError('login-disabled');
     const key = email.toLowerCase();
-    try {
-      await this.perIp.consume(ip);
-    } catch (res) {
-      if (res instanceof RateLimiterRes) throw tooMany(res);
-      throw res;
-    }
+    await this.perIp.consume(ip).catch((res: unknown) => {
+      throw refusal(res, 'login attempts');
+    });
     const failures = await this.perEmail.get(key);
-    if (failures && failures.remainingPoints <= 0) throw tooMany(failures);
+    if (failures && failures.remainingPoints <= 0) throw refusal(failures, 'login attempts');
 
     const user = await this.users.findByEmail(email);
     // Verify against a dummy hash for unknown e-mails: same cost, no user enumeration.

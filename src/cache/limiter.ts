@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, RLWrapperTimeouts, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, RLWrapperTimeouts, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { AppError } from '../errors.js';
 
 /** A fixed-window limit: `points` per `duration` seconds, per key. */
 export interface LimitSpec {
@@ -37,6 +38,17 @@ export function limiters(redis: Redis | undefined, namespace: string): MakeLimit
       rejectIfRedisNotReady: true, // straight to memory while reconnecting, no queueing
       insuranceLimiter: memory,
     });
-    return new RLWrapperTimeouts({ limiter: shared, timeoutMs: REDIS_TIMEOUT_MS, insuranceLimiter: memory });
+    // the wrapper falls back to the limiter's own insurance on a timeout
+    return new RLWrapperTimeouts({ limiter: shared, timeoutMs: REDIS_TIMEOUT_MS });
   };
+}
+
+/**
+ * A limiter's refusal as the 429 the caller sees (HTTP and the Socket.IO handshake alike),
+ * with Retry-After in whole seconds (at least 1); anything else a limiter throws, as it is.
+ */
+export function refusal(res: unknown, what: string): unknown {
+  if (!(res instanceof RateLimiterRes)) return res;
+  const seconds = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+  return new AppError('rate-limited', `Too many ${what}; retry in ${seconds} s`, { headers: { 'Retry-After': String(seconds) } });
 }

@@ -18,17 +18,12 @@ export interface DoorbellOptions {
    * database is ahead of it. A batch of this process moves the heads itself, so its
    * watermark rings nothing; a failed refresh is retried at the next poll.
    */
-  behind?: () => bigint;
-  /**
-   * The consumer's sync epoch: a TRUNCATE of a synced table moves the epoch (every cursor
-   * is void) without a batch, so the doorbell rings while the epochs differ too.
-   */
-  epoch?: () => number;
+  behind: () => bigint;
 }
 
 /**
- * The change doorbell: every pollMs, one statement reads the last batch number, the sync
- * epoch and whether the outbox holds anything committed. It rings `pending` for the indexer (a batch
+ * The change doorbell: every pollMs, one statement reads the last batch number and
+ * whether the outbox holds anything committed. It rings `pending` for the indexer (a batch
  * of another process may take it first: that is fine) and `watermark` when a committed
  * batch is ahead of the consumer (`behind`): another process's, or one whose refresh failed.
  *
@@ -50,7 +45,7 @@ export class Doorbell extends EventEmitter<DoorbellEvents> {
     private readonly opts: DoorbellOptions,
   ) {
     super();
-    this.sql = `SELECT (seq + 1)::text AS w, epoch, EXISTS (SELECT 1 FROM ${s(model, 'changes')}) AS pending FROM ${s(model, 'state')}`;
+    this.sql = `SELECT (seq + 1)::text AS w, EXISTS (SELECT 1 FROM ${s(model, 'changes')}) AS pending FROM ${s(model, 'state')}`;
   }
 
   /** The last watermark seen (undefined before the first poll). */
@@ -75,13 +70,11 @@ export class Doorbell extends EventEmitter<DoorbellEvents> {
 
   private async poll(): Promise<void> {
     try {
-      const [row] = await pollQuery<{ w: string; epoch: number; pending: boolean }>(this.db, this.sql);
-      const { w, epoch, pending } = row!;
+      const [row] = await pollQuery<{ w: string; pending: boolean }>(this.db, this.sql);
+      const { w, pending } = row!;
       const next = BigInt(w);
       if (pending) this.emit('pending');
-      const ring =
-        (this.opts.behind ? next > this.opts.behind() : this.last === undefined || next > this.last) ||
-        (this.opts.epoch !== undefined && epoch !== this.opts.epoch());
+      const ring = next > this.opts.behind();
       this.last = next;
       if (ring) this.emit('watermark', next);
     } catch (err) {

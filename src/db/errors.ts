@@ -10,7 +10,7 @@ function sqlState(err: unknown): string | undefined {
 }
 
 /** Driver messages of a connection that died under a query (no SQLSTATE: the socket went away). */
-const LOST = /Connection terminated|connection error and is not queryable|ECONNRESET|ECONNREFUSED|EPIPE|timeout exceeded when trying to connect|Client was closed/i;
+const LOST = /Connection terminated|connection error and is not queryable|Client was closed/i;
 
 /**
  * The connection was lost or the server is going away: a failover, a DBA's
@@ -22,13 +22,24 @@ export function isConnectionLoss(err: unknown): boolean {
   // 08: connection exception; 57P01-03: admin shutdown, crash shutdown, cannot connect now
   if (state) return state.startsWith('08') || state === '57P01' || state === '57P02' || state === '57P03';
   const code = (err as { code?: unknown } | null)?.code;
-  if (code === 'ECONNRESET' || code === 'ECONNREFUSED' || code === 'EPIPE') return true;
-  return err instanceof Error && LOST.test(err.message);
+  return (typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|EPIPE)$/.test(code)) || (err instanceof Error && LOST.test(err.message));
 }
 
 /** A value PostgreSQL refused (class 22: a date out of range, a number too large, NUL in text). */
 export function isDataException(err: unknown): boolean {
   return sqlState(err)?.startsWith('22') ?? false;
+}
+
+/** A serialization failure or a deadlock: the same transaction run again can succeed. */
+export function isRetryable(err: unknown): boolean {
+  const state = sqlState(err);
+  return state === '40001' || state === '40P01';
+}
+
+/** A write colliding with existing data: a unique or exclusion violation. */
+export function isUniqueConflict(err: unknown): boolean {
+  const state = sqlState(err);
+  return state === '23505' || state === '23P01';
 }
 
 const RETRY_AFTER = { 'Retry-After': '1' };
@@ -49,9 +60,9 @@ export function fromDatabase(err: unknown): AppError | undefined {
   if (!state) return undefined;
   const message = (err as Error).message;
   if (state.startsWith('22')) return new AppError('validation-failed', `a value does not fit the database: ${message}`);
-  if (state === '23505' || state === '23P01') return new AppError('conflict', message);
+  if (isUniqueConflict(err)) return new AppError('conflict', message);
   if (state === '23503' || state === '23502' || state === '23514') return new AppError('unprocessable', message);
-  if (state === '40001' || state === '40P01' || state.startsWith('53') || state === '57014') {
+  if (isRetryable(err) || state.startsWith('53') || state === '57014') {
     return new AppError('unavailable', 'the database is busy; retry', { headers: RETRY_AFTER });
   }
   return undefined;

@@ -13,19 +13,28 @@ export const MAX_JSON_DEPTH = 32;
  * The walk is iterative, so the check itself cannot overflow.
  */
 export function inspectInput(value: unknown, where: string): void {
-  const stack: { v: unknown; path: string; depth: number }[] = [{ v: value, path: '', depth: 0 }];
+  // the path of a value is only spelled out when it is refused: each frame points at its parent
+  type Frame = { v: unknown; depth: number; key?: string; parent?: Frame };
+  const pathOf = (f: Frame | undefined): string => {
+    const keys: string[] = [];
+    for (let at = f; at?.key !== undefined; at = at.parent) keys.push(at.key);
+    return keys.reverse().join('.');
+  };
+  const stack: Frame[] = [{ v: value, depth: 0 }];
   while (stack.length > 0) {
-    const { v, path, depth } = stack.pop()!;
-    if (typeof v === 'string') {
-      if (v.includes('\u0000')) throw refused(where, path, 'must not contain the NUL character (\\u0000)');
+    const f = stack.pop()!;
+    if (typeof f.v === 'string') {
+      if (f.v.includes('\u0000')) throw refused(where, pathOf(f), 'must not contain the NUL character (\\u0000)');
       continue;
     }
-    if (typeof v !== 'object' || v === null) continue;
-    if (depth >= MAX_JSON_DEPTH) throw refused(where, path, `is nested deeper than ${MAX_JSON_DEPTH} levels`);
-    for (const [k, child] of Object.entries(v)) {
-      const at = path === '' ? k : `${path}.${k}`;
-      if (k.includes('\u0000')) throw refused(where, at, 'has a key with the NUL character (\\u0000)');
-      stack.push({ v: child, path: at, depth: depth + 1 });
+    if (typeof f.v !== 'object' || f.v === null) continue;
+    if (f.depth >= MAX_JSON_DEPTH) throw refused(where, pathOf(f), `is nested deeper than ${MAX_JSON_DEPTH} levels`);
+    for (const key in f.v) {
+      if (!Object.hasOwn(f.v, key)) continue;
+      if (key.includes('\u0000')) throw refused(where, pathOf({ v: undefined, depth: 0, key, parent: f }), 'has a key with the NUL character (\\u0000)');
+      const child = (f.v as Record<string, unknown>)[key];
+      // only strings and containers can be refused: numbers, booleans and null need no frame
+      if (typeof child === 'string' || (typeof child === 'object' && child !== null)) stack.push({ v: child, depth: f.depth + 1, key, parent: f });
     }
   }
 }

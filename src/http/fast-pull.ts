@@ -4,10 +4,10 @@ import type { Context, Next } from 'koa';
 import type { Tokens } from '../auth/tokens.js';
 import type { PullService } from '../sync/pull.js';
 import { REQUEST_ID } from './app.js';
+import { bearerToken } from './route.js';
 import { readJson } from './body.js';
 import { pullInput, pullReply, type PullLimits } from './routes/sync.js';
 
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 /**
  * The fast lane for the most common request: a device polling with a cursor that is
@@ -21,7 +21,7 @@ export function fastPull(pulls: PullService, tokens: Tokens, limits: PullLimits 
   const input = pullInput(limits);
   return async function fastPullMiddleware(ctx: Context, next: Next): Promise<void> {
     if (ctx.path !== '/v1/sync/pull' || (ctx.method !== 'GET' && ctx.method !== 'POST')) return next();
-    const token = BEARER.exec(ctx.get('authorization'))?.[1];
+    const token = bearerToken(ctx.get('authorization'));
     const principal = token === undefined ? undefined : tokens.peek(token);
     if (!principal) return next();
     let raw: unknown;
@@ -60,7 +60,7 @@ export function rawFastPull(
   return (req, res) => {
     const started = performance.now();
     if (req.method !== 'GET' || !req.url?.startsWith(prefix)) return false;
-    const token = BEARER.exec(req.headers.authorization ?? '')?.[1];
+    const token = bearerToken(req.headers.authorization ?? '');
     const principal = token === undefined ? undefined : tokens.peek(token);
     if (!principal) return false;
     const params = new URLSearchParams(req.url.slice(prefix.length));

@@ -66,14 +66,19 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z
   return r.data;
 }
 
+/** The token of an `Authorization: Bearer <token>` header (every route and both pull fast lanes read it so). */
+export function bearerToken(header: string): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+}
+
 async function authenticate(ctx: Context, tokens: Tokens): Promise<Principal> {
   const header = ctx.get('authorization');
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match?.[1]) {
+  const token = bearerToken(header);
+  if (!token) {
     throw new AppError('token-missing', undefined, { headers: { 'WWW-Authenticate': 'Bearer' } });
   }
   try {
-    return await tokens.verify(match[1]);
+    return await tokens.verify(token);
   } catch (err) {
     if (err instanceof AppError && err.status === 401) {
       err.extra.headers = { 'WWW-Authenticate': `Bearer error="invalid_token"` };
@@ -86,6 +91,22 @@ function authorize(r: Route, principal: Principal, model: Pick<Model, 'roles'>):
   if (r.auth === 'public' || r.auth === 'any') return;
   if (!model.roles.get(principal.role)?.permissions.has(r.auth.permission)) {
     throw new AppError('forbidden', `role ${principal.role} may not ${r.method} ${r.path} (needs ${r.auth.permission})`);
+  }
+}
+
+/**
+ * Runs a handler. One that is idempotent and lost its database connection (a failover,
+ * pg_terminate_backend) runs once more on a fresh one, after a pause: connections killed
+ * together are noticed by the pool within milliseconds, and the retry must not take the
+ * next dead one. A second loss, or a loss under a write, is thrown (answered 503).
+ */
+export async function runHandler<T>(run: () => Promise<T> | T, idempotent: boolean): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (!idempotent || !isConnectionLoss(err)) throw err;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return run();
   }
 }
 
@@ -111,18 +132,7 @@ export function mount(router: Router, routes: readonly Route[], tokens: Tokens, 
       const query = r.query ? parse(r.query, ctx.query, 'query string') : undefined;
       const params = r.params ? parse(r.params, (ctx as Context & { params?: Record<string, string> }).params ?? {}, 'path') : {};
       const req = { body, query, params, principal, ctx };
-      let reply: RouteReply;
-      try {
-        reply = await r.handler(req);
-      } catch (err) {
-        // a connection lost under a read (a failover, pg_terminate_backend): once more on a
-        // fresh connection; a second loss, or a loss under a write, is answered 503
-        if (!idempotent || !isConnectionLoss(err)) throw err;
-        // after a pause: connections killed together (a failover) are noticed by the pool
-        // within milliseconds, and the retry must not take the next dead one
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        reply = await r.handler(req);
-      }
+      const reply = await runHandler(() => r.handler(req), idempotent);
       for (const [k, v] of Object.entries(reply.headers ?? {})) ctx.set(k, v);
       ctx.status = reply.status ?? (reply.body === undefined ? 204 : 200);
       if (reply.body !== undefined) ctx.body = reply.body;

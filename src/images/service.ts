@@ -5,6 +5,7 @@ import { AppError } from '../errors.js';
 import { keyMatch, keyText, s, wireId, type Collection, type Model } from '../model/model.js';
 import type { Logger } from '../observability/logger.js';
 import type { Storage } from '../storage/s3.js';
+import { isSeqText } from '../protocol/values.js';
 import type { Indexer } from '../sync/indexer.js';
 import { IMMUTABLE, PRESETS_VERSION } from './presets.js';
 import { processImage } from './process.js';
@@ -90,7 +91,6 @@ function rowSegment(rowKey: string): string {
 
 // --- the manifest cursor ---------------------------------------------------------------
 
-const MAX_SEQ = 2n ** 63n - 1n;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** `<batch>.<row key as base64url>`: the position after the last item served. */
@@ -100,8 +100,8 @@ export function encodeManifestCursor(p: ManifestPosition): string {
 
 /** The position a cursor names, or undefined when it is not one this server made. */
 export function decodeManifestCursor(cursor: string): ManifestPosition | undefined {
-  const m = /^(0|[1-9][0-9]{0,19})\.([A-Za-z0-9_-]{0,1400})$/.exec(cursor);
-  if (!m || BigInt(m[1]!) > MAX_SEQ) return undefined;
+  const m = /^([0-9]{1,20})\.([A-Za-z0-9_-]{0,1400})$/.exec(cursor);
+  if (!m || !isSeqText(m[1]!)) return undefined;
   const bytes = Buffer.from(m[2]!, 'base64url');
   if (bytes.toString('base64url') !== m[2]) return undefined; // not canonical: altered
   let rowKey: string;
@@ -168,7 +168,7 @@ export class MediaService {
     const type = c.key[0]!.type;
     const bad = (message: string) => new AppError('validation-failed', `Invalid ${c.name} id`, { errors: [{ path: 'id', message }] });
     if (type === 'int') {
-      if (!/^[1-9][0-9]{0,18}$/.test(param) || BigInt(param) > 2n ** 63n - 1n) throw bad('a positive integer');
+      if (!isSeqText(param) || param === '0') throw bad('a positive integer');
       return param;
     }
     if (type === 'uuid') {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IBaseProtocol } from 'pg-promise';
 import { pgp } from '../db/pg.js';
-import { bucketsExpr, ident, keyText, s, type Collection, type Membership, type Model } from '../model/model.js';
+import { bucketsExpr, captureFn, ident, keyText, s, type Collection, type Membership, type Model } from '../model/model.js';
 
 /**
  * What `npm run sync:install` runs, computed from the compiled config and what the
@@ -75,8 +75,8 @@ function collectionObjects(m: Model, c: Collection): Desired[] {
   const fs = (name: string) => s(m, name);
   const fid = (quoted: string) => `fn:${m.schema}.${quoted.slice(quoted.lastIndexOf('.') + 1).replaceAll('"', '')}`;
   const coll = pgp.as.text(c.name);
-  const k = fs(ident('k', c.name));
-  const b = fs(ident('b', c.name));
+  const k = captureFn(m, 'k', c.name);
+  const b = captureFn(m, 'b', c.name);
   const out: Desired[] = [];
   const fn = (name: string, create: string) => out.push({ kind: 'function', collection: c.name, id: fid(name), name, create, hash: hashOf(create) });
   const trigger = (name: string, table: string, create: string) => {
@@ -88,13 +88,13 @@ function collectionObjects(m: Model, c: Collection): Desired[] {
   fn(b, `CREATE OR REPLACE FUNCTION ${b}(r ${c.table}) RETURNS text[] LANGUAGE sql STABLE PARALLEL SAFE\n  BEGIN ATOMIC SELECT ${bucketsExpr(c)}; END`);
   // what the devices receive of the row (its synced source values): an update that leaves
   // it unchanged (a column fieldsync does not sync, an identical rewrite) is not re-sent
-  const v = fs(ident('v', c.name));
+  const v = captureFn(m, 'v', c.name);
   fn(v, `CREATE OR REPLACE FUNCTION ${v}(r ${c.table}) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE\n  BEGIN ATOMIC SELECT ROW(${c.sources.join(', ')})::text; END`);
 
   // The capture appends the changed rows' keys to the outbox (one heap row each, no index):
   // what the ERP pays per write. The indexer computes buckets and writes items after commit.
   const changes = fs('changes');
-  const ti = fs(ident('ti', c.name));
+  const ti = captureFn(m, 'ti', c.name);
   fn(ti, `CREATE OR REPLACE FUNCTION ${ti}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   INSERT INTO ${changes} (coll, row_key) SELECT ${coll}, ${k}(n) FROM new_rows n;
@@ -103,7 +103,7 @@ END $fn$`);
   // A row whose synced values and buckets are unchanged is not re-sent (an ERP job
   // rewriting identical rows, a column fieldsync does not sync); a changed key is a delete
   // of the old key and a new row.
-  const tu = fs(ident('tu', c.name));
+  const tu = captureFn(m, 'tu', c.name);
   const seen = (rows: string) => `SELECT ${k}(x) AS k, ${v}(x) AS v, ${b}(x) AS b FROM ${rows} x`;
   fn(tu, `CREATE OR REPLACE FUNCTION ${tu}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -119,7 +119,7 @@ END $fn$`);
   INSERT INTO ${fs('media_garbage')} (prefix, coll, row_key) SELECT key, coll, row_key FROM gone
     ON CONFLICT (prefix) DO UPDATE SET replaced_at = now();`
     : '';
-  const td = fs(ident('td', c.name));
+  const td = captureFn(m, 'td', c.name);
   fn(td, `CREATE OR REPLACE FUNCTION ${td}() RETURNS trigger LANGUAGE plpgsql${c.media ? ' SET enable_seqscan = off' : ''} AS $fn$
 BEGIN
   INSERT INTO ${changes} (coll, row_key) SELECT ${coll}, ${k}(o) FROM old_rows o;${images}
@@ -135,12 +135,12 @@ END $fn$`);
 
   for (const child of c.children) {
     const fks = c.key.map((kc) => Object.keys(child.parent).find((fk) => child.parent[fk] === kc.column)!);
-    const pk = fs(ident('pk', c.name, child.name));
+    const pk = captureFn(m, 'pk', c.name, child.name);
     fn(pk, `CREATE OR REPLACE FUNCTION ${pk}(r ${child.table}) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE\n  BEGIN ATOMIC SELECT ${keyText(c, 'r', fks)}; END`);
     // lines travel inside their parent: a changed line re-sends the parent (a line without
     // a parent has nothing to re-send; NULL in the outbox means every row)
     const parents = (rows: string) => `SELECT ${pk}(x) AS k FROM ${rows} x`;
-    const tc = fs(ident('tc', c.name, child.name));
+    const tc = captureFn(m, 'tc', c.name, child.name);
     fn(tc, `CREATE OR REPLACE FUNCTION ${tc}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   IF TG_OP = 'INSERT' THEN
@@ -157,7 +157,7 @@ END $fn$`);
     on('UPDATE', ' REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows', tc, child.table, name('UPDATE'));
     on('DELETE', ' REFERENCING OLD TABLE AS old_rows', tc, child.table, name('DELETE'));
     // an emptied child table re-sends every parent (with no nested rows), no reset needed
-    const tt = fs(ident('tt', c.name, child.name));
+    const tt = captureFn(m, 'tt', c.name, child.name);
     fn(tt, `CREATE OR REPLACE FUNCTION ${tt}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   INSERT INTO ${changes} (coll, row_key) VALUES (${coll}, NULL);
@@ -176,7 +176,7 @@ END $fn$`);
  * at once rather than when they expire. Old markers are pruned.
  */
 function dependencyObjects(m: Model, dep: Model['dependencyTables'][number]): Desired[] {
-  const fn = s(m, ident('dep', dep.schema, dep.name));
+  const fn = captureFn(m, 'dep', dep.schema, dep.name);
   const createFn = `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   INSERT INTO ${s(m, 'changes')} (coll, row_key) VALUES (${pgp.as.text(dep.key)}, NULL);

@@ -1,5 +1,6 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { isSeqText } from './values.js';
 
 /**
  * The pull cursor: opaque to the device, base64url(JSON) + "." + base64url(HMAC).
@@ -42,7 +43,7 @@ export interface CursorPayload {
   buckets: Record<string, Position>;
 }
 
-const seq = z.string().regex(/^\d{1,19}$/).refine((n) => BigInt(n) < 2n ** 63n);
+const seq = z.string().refine(isSeqText, 'a batch number');
 const position = z.union([
   z.tuple([seq, z.string().max(64).nullable(), z.string().max(512).nullable()]).refine(([, coll, key]) => (coll === null) === (key === null), 'collection and key go together'),
   // caught up, but the bucket's checksum is not to be sent from this position (see Position)

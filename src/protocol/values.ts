@@ -12,17 +12,22 @@ const MIN_YEAR = 1000;
 const MAX_YEAR = 9999;
 const yearOf = (iso: string) => Number(/^(\d{4})/.exec(iso)?.[1] ?? Number.NaN);
 
-/** A calendar date `YYYY-MM-DD`, years 1000 to 9999. */
-export const isoDate = z.iso.date().refine((d) => yearOf(d) >= MIN_YEAR && yearOf(d) <= MAX_YEAR, `a date between ${MIN_YEAR} and ${MAX_YEAR}`);
+/** A calendar date `YYYY-MM-DD`, years 1000 to 9999 (the format allows four digits only). */
+export const isoDate = z.iso.date().refine((d) => yearOf(d) >= MIN_YEAR, `a date between ${MIN_YEAR} and ${MAX_YEAR}`);
 
 /** An ISO 8601 date-time with an offset, years 1000 to 9999. */
-export const isoDateTime = z.iso.datetime({ offset: true }).refine((d) => yearOf(d) >= MIN_YEAR && yearOf(d) <= MAX_YEAR, `a date-time between ${MIN_YEAR} and ${MAX_YEAR}`);
-
-/** The last millisecond of 9999-12-31 UTC. */
-export const MAX_EPOCH_MS = Date.UTC(MAX_YEAR, 11, 31, 23, 59, 59, 999);
+export const isoDateTime = z.iso.datetime({ offset: true }).refine((d) => yearOf(d) >= MIN_YEAR, `a date-time between ${MIN_YEAR} and ${MAX_YEAR}`);
 
 /** Milliseconds since 1970 (UTC), up to the end of year 9999. */
-export const epochMs = z.number().int().positive().max(MAX_EPOCH_MS, 'a time before the year 10000 (epoch milliseconds)');
+export const epochMs = z.number().int().positive().max(Date.UTC(MAX_YEAR, 11, 31, 23, 59, 59, 999), 'a time before the year 10000 (epoch milliseconds)');
 
-/** A row id: a positive integer a JSON number holds exactly (and bigint holds). */
-export const rowId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/** A row id: a positive integer a JSON number holds exactly (zod's int() is a safe integer), and bigint holds. */
+export const rowId = z.number().int().positive();
+
+/**
+ * A batch number (or a bigint key) as text: digits without a leading zero, below 2^63.
+ * Cursors, the media manifest's cursor and integer ids in URLs are read with it.
+ */
+export function isSeqText(text: string): boolean {
+  return /^(0|[1-9][0-9]{0,18})$/.test(text) && BigInt(text) < 2n ** 63n;
+}

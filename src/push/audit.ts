@@ -72,15 +72,10 @@ export class AuditLog {
   flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (!this.flushing) {
-      // cleared in a later tick, never before it is set: an empty buffer drains at once,
-      // and a run that cleared itself synchronously would leave its settled promise here
-      // for good (every later flush would return it and write nothing)
-      const run = this.drain().finally(() => {
-        if (this.flushing === run) this.flushing = undefined;
-      });
-      this.flushing = run;
-    }
+    // cleared in a later tick (an async run's finally): never before it is stored here
+    this.flushing ??= this.drain().finally(() => {
+      this.flushing = undefined;
+    });
     return this.flushing;
   }
 

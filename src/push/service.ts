@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { stringify } from 'safe-stable-stringify';
 import type { Principal } from '../auth/principal.js';
 import { pgp, type Db, type Tx } from '../db/pg.js';
-import { isDataException } from '../db/errors.js';
+import { isDataException, isRetryable, isUniqueConflict } from '../db/errors.js';
 import { violations } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { s, type Model } from '../model/model.js';
@@ -12,16 +12,16 @@ import type { Indexer } from '../sync/indexer.js';
 import type { GenericRejection, MutationResult, PushBody } from '../protocol/mutations.js';
 import type { AuditLog } from './audit.js';
 
-/** SQLSTATEs worth retrying the whole mutation for. */
-const RETRYABLE = new Set(['40001', '40P01']);
+/** Attempts of a mutation that meets serialization failures or deadlocks. */
 const ATTEMPTS = 4;
-/** SQLSTATEs of a write that collides with existing data: unique_violation, exclusion_violation. */
-const CONFLICTS = new Set(['23505', '23P01']);
+
+/** A mutation answered rejected with one of fieldsync's own codes, not applied. */
+function rejected(m: { id: string }, code: GenericRejection, message: string): { result: MutationResult; applied: boolean } {
+  return { result: { id: m.id, status: 'rejected', error: { code, message } }, applied: false };
+}
 
 /** A mutation not applied this time, to be sent again with the same id. */
-function later(m: { id: string }): { result: MutationResult; applied: boolean } {
-  return { result: { id: m.id, status: 'rejected', error: { code: 'retry_later' satisfies GenericRejection, message: 'not applied this time; send it again (same id)' } }, applied: false };
-}
+const later = (m: { id: string }, why = 'not applied this time') => rejected(m, 'retry_later', `${why}; send it again (same id)`);
 
 /** A rejection with one of fieldsync's own codes, worded in one place. */
 function generic(code: GenericRejection, message: string, details?: unknown): Rejected {
@@ -128,7 +128,7 @@ export class PushService {
       return await this.applyWithRetries(p, deviceId, m);
     } catch (err) {
       if (!isDataException(err)) throw err;
-      return { result: { id: m.id, status: 'rejected', error: { code: 'invalid_payload' satisfies GenericRejection, message: `a value does not fit the database: ${(err as Error).message}` } }, applied: false };
+      return rejected(m, 'invalid_payload', `a value does not fit the database: ${(err as Error).message}`);
     }
   }
 
@@ -137,15 +137,9 @@ export class PushService {
       try {
         return await this.apply(p, deviceId, m);
       } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code && RETRYABLE.has(code) && attempt < ATTEMPTS) {
-          await new Promise((r) => setTimeout(r, 5 * 2 ** attempt * Math.random()));
-          continue;
-        }
-        if (code && RETRYABLE.has(code)) {
-          return { result: { id: m.id, status: 'rejected', error: { code: 'retry_later' satisfies GenericRejection, message: 'the database was too busy; send it again (same id)' } }, applied: false };
-        }
-        throw err;
+        if (!isRetryable(err)) throw err;
+        if (attempt >= ATTEMPTS) return later(m, 'the database was too busy');
+        await new Promise((r) => setTimeout(r, 5 * 2 ** attempt * Math.random()));
       }
     }
   }
@@ -205,7 +199,7 @@ export class PushService {
           // what they can see with their own code; the race is the same business outcome,
           // so it is final too, not a 500 the device would retry forever.
           const e = err as { code?: string; constraint?: string };
-          if (outcome.status !== 'applied' || !CONFLICTS.has(e.code ?? '') || checked instanceof Rejected) throw err;
+          if (outcome.status !== 'applied' || !isUniqueConflict(err) || checked instanceof Rejected) throw err;
           const code = e.constraint === undefined ? undefined : checked.handler.conflicts?.[e.constraint];
           outcome = rejection(code ? new Rejected(code, checked.handler.rejections[code] ?? code) : generic('conflict', 'the write conflicts with existing data'));
           await this.finish(t, m.id, outcome);
@@ -247,7 +241,7 @@ export class PushService {
   /** The answer to a mutation id seen before: duplicate (same user and payload) or id_conflict. */
   private answerRepeat(m: Mutation, p: Principal, hash: string, first: LedgerRow): { result: MutationResult; applied: boolean } {
     if (first.user_id !== p.userId || first.payload_hash !== hash) {
-      return { result: { id: m.id, status: 'rejected', error: { code: 'id_conflict' satisfies GenericRejection, message: 'this mutation id was already used with another payload' } }, applied: false };
+      return rejected(m, 'id_conflict', 'this mutation id was already used with another payload');
     }
     // applied: its writes must be visible by the answer's visibleAfter, like a first answer's
     return { result: { id: m.id, status: 'duplicate', firstStatus: first.status, ...first.result }, applied: first.status === 'applied' };

@@ -1,11 +1,10 @@
 import type { Server as HttpServer } from 'node:http';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import type { Redis } from 'ioredis';
-import { RateLimiterRes } from 'rate-limiter-flexible';
 import { Server, type Socket } from 'socket.io';
 import type { Principal } from '../auth/principal.js';
 import type { Tokens } from '../auth/tokens.js';
-import type { MakeLimiter } from '../cache/limiter.js';
+import { refusal, type MakeLimiter } from '../cache/limiter.js';
 import { AppError } from '../errors.js';
 import { clientAddress } from '../lib/client-address.js';
 import type { Logger } from '../observability/logger.js';
@@ -77,8 +76,7 @@ export function createChannel(http: HttpServer, opts: ChannelOptions): { io: Io;
     try {
       const ip = clientAddress(socket.handshake.address, socket.handshake.headers['x-forwarded-for'], opts.proxyHops);
       await perIp.consume(ip).catch((res: unknown) => {
-        if (res instanceof RateLimiterRes) throw new AppError('rate-limited', `too many connections; retry in ${Math.ceil(res.msBeforeNext / 1000)} s`);
-        throw res;
+        throw refusal(res, 'connections');
       });
       const token = (socket.handshake.auth as { token?: unknown }).token;
       if (typeof token !== 'string' || token === '') throw new AppError('token-missing', 'connect with auth: {token}');

@@ -365,3 +365,40 @@ test('Redis unreachable: logins are still limited, per process in memory, and ne
     await down.close();
   }
 });
+
+test('Redis answering nothing (a hung server): the limiter gives up after its timeout and counts in memory', async (t) => {
+  // a TCP relay to the real Redis that, while hung, holds Redis's answers back (and passes
+  // them on, in order, when released)
+  const { createServer, connect: dial } = await import('node:net');
+  const upstream = new URL(REDIS);
+  let hung = false;
+  const held: (() => void)[] = [];
+  const release = () => {
+    hung = false;
+    for (const send of held.splice(0)) send();
+  };
+  const relay = createServer((client) => {
+    const up = dial(Number(upstream.port || 6379), upstream.hostname);
+    client.on('data', (d) => up.write(d));
+    up.on('data', (d) => {
+      if (hung) held.push(() => client.write(d));
+      else client.write(d);
+    });
+    const end = () => (client.destroy(), up.destroy());
+    client.on('error', end).on('close', end);
+    up.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
+  const port = (relay.address() as { port: number }).port;
+  const slow = await startTestServer({ REDIS_URL: `redis://127.0.0.1:${port}`, LOGIN_MAX_PER_IP: '3' });
+  try {
+    hung = true;
+    for (let i = 0; i < 3; i++) t.is((await attempt(slow.url)).status, 401);
+    t.is((await attempt(slow.url)).status, 429);
+  } finally {
+    release();
+    await new Promise((r) => setTimeout(r, 500)); // the held answers reach their commands
+    await slow.close();
+    relay.close();
+  }
+});

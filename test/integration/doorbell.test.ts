@@ -40,7 +40,7 @@ function next<T>(bell: Doorbell, match: (v: T) => boolean, ms = 10_000, event: '
 
 test.serial('polling rings "pending" for a commit in the outbox, and "watermark" once a batch took it', async (t) => {
   await tdb.index();
-  const bell = new Doorbell(tdb.db, tdb.model!, { pollMs: 10, log });
+  const bell = new Doorbell(tdb.db, tdb.model!, { pollMs: 10, log, behind: () => 0n }); // a consumer that never catches up
   await bell.start();
   try {
     const pending = next(bell, () => true, 10_000, 'pending');
@@ -58,7 +58,7 @@ test.serial('polling rings "pending" for a commit in the outbox, and "watermark"
 test.serial('a raw SQL write by the ERP reaches the heads with its buckets and collection', async (t) => {
   const heads = new Heads(tdb.db, tdb.model!, log);
   await heads.start();
-  const bell = new Doorbell(tdb.db, tdb.model!, { pollMs: 10, log });
+  const bell = new Doorbell(tdb.db, tdb.model!, { pollMs: 10, log, behind: () => heads.watermark });
   bell.on('pending', () => void tdb.index());
   bell.on('watermark', () => void heads.refresh());
   await bell.start();
@@ -120,11 +120,12 @@ test.serial('a batch of this process moves the heads without a scan, to exactly 
   }
 });
 
-test.serial('a TRUNCATE moves only the epoch, and the doorbell rings for it', async (t) => {
+test.serial('a TRUNCATE resets devices through a batch, which the doorbell rings for', async (t) => {
   const heads = new Heads(tdb.db, tdb.model!, log);
   await tdb.index();
   await heads.start();
-  const bell = new Doorbell(tdb.db, tdb.model!, { pollMs: 10, log, behind: () => heads.watermark, epoch: () => heads.epoch });
+  const bell = new Doorbell(tdb.db, tdb.model!, { pollMs: 10, log, behind: () => heads.watermark });
+  bell.on('pending', () => void tdb.index());
   bell.on('watermark', () => void heads.refresh());
   await bell.start();
   try {
@@ -141,7 +142,7 @@ test.serial('a TRUNCATE moves only the epoch, and the doorbell rings for it', as
 
 test.serial('a failing poll is logged and the doorbell keeps polling', async (t) => {
   const warnings: unknown[] = [];
-  const bell = new Doorbell(tdb.db, tdb.model!, { pollMs: 10, log: { warn: (o: unknown) => warnings.push(o) } as never });
+  const bell = new Doorbell(tdb.db, tdb.model!, { pollMs: 10, log: { warn: (o: unknown) => warnings.push(o) } as never, behind: () => 0n });
   await bell.start();
   try {
     // cut every connection of the pool: the next poll fails, the one after reconnects
@@ -158,7 +159,7 @@ test.serial('a failing poll is logged and the doorbell keeps polling', async (t)
 
 test.serial('while the consumer is behind (a failed refresh), the doorbell rings again at every poll', async (t) => {
   // a database whose watermark stands still (a quiet ERP), so every ring is the doorbell's own
-  const still = { $dc: { background: 0 }, $pool: { query: async () => ({ rows: [{ w: '1000', epoch: 1, pending: false }] }) } } as never;
+  const still = { $dc: { background: 0 }, $pool: { query: async () => ({ rows: [{ w: '1000', pending: false }] }) } } as never;
   let consumer = 0n;
   const bell = new Doorbell(still, { schema: "fieldsync" }, { pollMs: 10, log, behind: () => consumer });
   let rings = 0;

@@ -242,3 +242,20 @@ test.serial('a JSON body is read only for a route that takes one, after its call
   const unknown = await s.fetch('/v1/nowhere', { method: 'POST', headers: broken, body: '{"not json' });
   await problem(t, unknown, 404, 'not-found', 'unknown path');
 });
+
+test.serial('a push whose writes committed but whose indexing failed answers its results, visibleAfter null', async (t) => {
+  const flush = s.indexer.flush.bind(s.indexer);
+  s.indexer.flush = () => Promise.reject(new Error('the indexer failed'));
+  try {
+    const m = order();
+    const res = await s.post('/v1/sync/push', { deviceId: 'phone', mutations: [m] }, auth('salesman1'));
+    t.is(res.status, 200);
+    const body = (await res.json()) as { results: { status: string }[]; visibleAfter: string | null };
+    t.deepEqual(body.results.map((r) => r.status), ['applied']);
+    t.is(body.visibleAfter, null);
+  } finally {
+    s.indexer.flush = flush;
+  }
+  await s.settle(); // and a later batch takes the writes
+  t.deepEqual(await erp.any('SELECT 1 FROM fieldsync.changes'), []);
+});

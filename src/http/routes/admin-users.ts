@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { hashPassword } from '../../auth/passwords.js';
 import type { UsersRepo } from '../../db/repos/users.js';
+import { isUniqueConflict } from '../../db/errors.js';
 import { AppError } from '../../errors.js';
 import type { Model, Role } from '../../model/model.js';
 import { route } from '../route.js';
@@ -52,8 +53,6 @@ function newUser(model: Pick<Model, 'roles'>) {
     .transform((u, ctx) => ({ ...u, claims: checkClaims(model.roles.get(u.role)!, u.claims, ctx) }));
 }
 
-/** PostgreSQL's unique_violation: the e-mail is taken (users_email, any case). */
-const UNIQUE_VIOLATION = '23505';
 
 /**
  * Logins for standalone use (without an ERP issuing tokens): list and create. Who may is
@@ -88,7 +87,8 @@ export function adminUserRoutes(users: UsersRepo, model: Pick<Model, 'roles'>) {
           });
           return { status: 201, body: { user } };
         } catch (err) {
-          if ((err as { code?: string }).code === UNIQUE_VIOLATION) throw new AppError('conflict', `a user with e-mail ${body.email} exists`);
+          // the e-mail is taken (users_email, any case): said in words, not PostgreSQL's
+          if (isUniqueConflict(err)) throw new AppError('conflict', `a user with e-mail ${body.email} exists`);
           throw err;
         }
       },
