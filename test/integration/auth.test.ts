@@ -398,6 +398,10 @@ test('Redis answering nothing (a hung server): the limiter gives up after its ti
   } finally {
     release();
     await new Promise((r) => setTimeout(r, 500)); // the held answers reach their commands
+    const redis = new Redis(REDIS);
+    const keys = await redis.keys(`${slow.config.redisKeyPrefix}:${slow.tdb.name}:limit:*`);
+    if (keys.length > 0) await redis.del(keys);
+    redis.disconnect();
     await slow.close();
     relay.close();
   }
