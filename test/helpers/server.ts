@@ -69,9 +69,30 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
     },
     async close() {
       await stop();
+      await dropRedisNamespace(config, tdb.name);
       await tdb.drop();
     },
   };
+}
+
+/**
+ * Everything the server kept in Redis under its database's namespace (snapshots, limits,
+ * leases, the Socket.IO streams): test databases are dropped, and so is their Redis.
+ */
+async function dropRedisNamespace(config: Config, databaseName: string): Promise<void> {
+  if (!config.redisUrl) return;
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const keys: string[] = [];
+    for await (const batch of redis.scanStream({ match: `${config.redisKeyPrefix}:${databaseName}:*`, count: 1000 })) keys.push(...(batch as string[]));
+    if (keys.length > 0) await redis.del(keys);
+  } catch {
+    // Redis down (a test of exactly that): nothing was kept there
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /**
