@@ -17,6 +17,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
 import { startServer } from '../src/server.js';
 import { measure } from './harness.js';
+import type { PullAnswerBody } from '../src/protocol/sync.js';
 import { pct } from './stats.js';
 
 const { values } = parseArgs({ options: { uploads: { type: 'string', default: '10' }, seconds: { type: 'string', default: '8' } } });
@@ -75,7 +76,7 @@ try {
   const token = await login('salesman1@demo.test');
   let cursor: string | undefined;
   for (;;) {
-    const r = (await (await fetch(`${server.url}/v1/sync/pull`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ cursor, limit: 5000 }) })).json()) as { cursor: string; hasMore: boolean };
+    const r = (await (await fetch(`${server.url}/v1/sync/pull`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ cursor, limit: 5000 }) })).json()) as PullAnswerBody;
     cursor = r.cursor;
     if (!r.hasMore) break;
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { originProblem } from './lib/origins.js';
 
 /**
  * The ONLY reader of process.env. Every option is declared once below with its default
@@ -17,6 +18,16 @@ const url = (...protocols: string[]) =>
   z.url().refine((v) => protocols.includes(new URL(v).protocol), {
     message: `must be a ${protocols.join(' or ')} URL`,
   });
+/** A comma-separated list of browser origins (see src/lib/origins.ts); empty entries are skipped. */
+const origins = z
+  .string()
+  .transform((v) => v.split(',').map((o) => o.trim()).filter((o) => o !== ''))
+  .superRefine((list, ctx) => {
+    for (const o of list) {
+      const problem = originProblem(o);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }
+  });
 
 interface Option {
   schema: z.ZodType;
@@ -29,6 +40,7 @@ export const options = {
   HOST: { schema: z.string().min(1), default: '0.0.0.0', doc: 'Interface the HTTP server binds to.' },
   PORT: { schema: int(0, 65535), default: '3000', doc: 'HTTP port (0 picks a free one).' },
   TRUST_PROXY: { schema: hops, default: 'false', doc: 'How many reverse proxies (load balancers) stand in front of the app: the client IP for rate limits is the one the outermost of them appended to X-Forwarded-For, never one the client wrote. false = 0 (the peer address), true = 1.' },
+  CORS_ORIGINS: { schema: origins, doc: 'Browser origins (comma-separated, exact, e.g. http://localhost:5000 for flutter run -d chrome; * for any) answered with CORS headers, on HTTP and the push channel. Unset: none, no CORS headers (phones need none).' },
   BODY_LIMIT_BYTES: { schema: int(1024, 64 * 1024 * 1024), default: String(2 * 1024 * 1024), doc: 'Largest JSON request body accepted (a push of 500 mutations fits); larger answers 413.' },
   LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', doc: 'pino log level.' },
 
@@ -95,7 +107,14 @@ type Raw = { [K in OptionName]: z.output<(typeof options)[K]['schema']> | undefi
 
 export interface Config {
   /** proxyHops: trusted reverse proxies in front of the app (see clientAddress) */
-  http: { host: string; port: number; proxyHops: number; bodyLimitBytes: number };
+  http: {
+    host: string;
+    port: number;
+    proxyHops: number;
+    bodyLimitBytes: number;
+    /** browser origins answered with CORS headers (`*`: any); empty: no CORS at all */
+    corsOrigins: string[];
+  };
   log: { level: string };
   /** undefined: embedded PGlite */
   databaseUrl: string | undefined;
@@ -177,7 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
-    http: { host: r.HOST!, port: r.PORT!, proxyHops: r.TRUST_PROXY!, bodyLimitBytes: r.BODY_LIMIT_BYTES! },
+    http: { host: r.HOST!, port: r.PORT!, proxyHops: r.TRUST_PROXY!, bodyLimitBytes: r.BODY_LIMIT_BYTES!, corsOrigins: r.CORS_ORIGINS ?? [] },
     log: { level: r.LOG_LEVEL! },
     databaseUrl: r.DATABASE_URL,
     db: { poolMax: r.DB_POOL_MAX! },

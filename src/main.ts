@@ -2,7 +2,9 @@
  * Composition root: read the configuration, start, and stop on SIGTERM/SIGINT.
  * Nothing imports this file.
  */
+import { networkInterfaces } from 'node:os';
 import { ConfigError, loadConfig } from './config.js';
+import { emulatorHint, listenUrls } from './lib/listen-urls.js';
 import { createLogger } from './observability/logger.js';
 import { startServer } from './server.js';
 
@@ -26,16 +28,29 @@ const server = await startServer(config, log).catch((err: unknown) => {
   throw err;
 });
 
-if (server.embedded && (config.seedDemo ?? true)) {
+// Where phones, emulators and browsers find the server (the `fieldsync listening` log
+// line carries the same URLs): printed for people, in demo mode or at a terminal; JSON
+// logs stay JSON.
+const demo = server.embedded && (config.seedDemo ?? true);
+const hint = emulatorHint(server.bound.address, server.bound.port);
+const listening =
+  `\nfieldsync${demo ? ' demo' : ''} is listening on\n` +
+  listenUrls(server.bound.address, server.bound.port, networkInterfaces())
+    .map((u) => `  ${u}\n`)
+    .join('') +
+  (hint ? `  ${hint}\n` : '');
+if (demo) {
   // Demo mode only: the password is a public demo credential, never a real one.
   console.log(
-    `\nfieldsync demo is running at ${server.url}\n` +
+    listening +
       `  logins: admin@demo.test, manager@demo.test, salesman1@demo.test, salesman2@demo.test …,\n` +
       `          client@demo.test, warehouse@demo.test, driver@demo.test\n` +
       `  password: ${config.demo.password}\n` +
       `  try: curl -s ${server.url}/v1/auth/login -H 'content-type: application/json' \\\n` +
       `         -d '{"email":"salesman1@demo.test","password":"${config.demo.password}"}'\n`,
   );
+} else if (process.stdout.isTTY) {
+  console.log(listening);
 }
 
 // A background task of a library (the Redis adapter while Redis is down) must not take

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { LoginService } from './auth/login.js';
 import { UsersRepo } from './db/repos/users.js';
@@ -24,9 +25,12 @@ import { syncRoutes } from './http/routes/sync.js';
 import { systemRoutes } from './http/routes/system.js';
 import { Redis } from 'ioredis';
 import { mediaRoutes } from './http/routes/media.js';
+import { docsRoutes } from './http/routes/docs.js';
+import { openApiDocument, readExamples } from './http/openapi.js';
 import type { ImageChange, MediaService } from './images/service.js';
 import { createMediaStack } from './images/stack.js';
 import { Lifecycle } from './lifecycle.js';
+import { listenUrls } from './lib/listen-urls.js';
 import { within } from './lib/within.js';
 import { createChannel, type Io } from './realtime/channel.js';
 import { Notifier } from './realtime/notifier.js';
@@ -53,6 +57,8 @@ let indexerPools = 0;
 export interface RunningServer {
   /** http://host:port */
   url: string;
+  /** the address and port the HTTP server is bound to (main.ts prints where it listens) */
+  bound: AddressInfo;
   db: Db;
   doorbell: Doorbell;
   indexer: Indexer;
@@ -68,6 +74,10 @@ export interface RunningServer {
   embedded: boolean;
   /** the HTTP routes served (the route table: tests drive a fuzzer from it) */
   routes: readonly Route[];
+  /** the OpenAPI document of those routes (GET /openapi.json) */
+  openapi: () => Record<string, unknown>;
+  /** the HTTP server (tests observe every answer on it) */
+  http: HttpServer;
   stop(): Promise<void>;
 }
 
@@ -260,8 +270,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     life.onStop('audit log', () => audit.stop());
     const push = new PushService(db, model, audit, metrics, indexer, log);
 
-    const routes = [...systemRoutes(db, metrics, storage, drift.state, () => readLag(db, model)), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push),
+    const routes: Route[] = [...systemRoutes(db, metrics, storage, drift.state, () => readLag(db, model)), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push, model),
       ...mediaRoutes({ model, media, storage, heads, maxBytes: config.media.maxBytes })];
+    const document = () => openApiDocument(routes, { events: model.events, examples: readExamples() });
+    routes.push(...docsRoutes(document));
     const app = createApp({
       model,
       log,
@@ -271,10 +283,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       routes,
       bodyLimitBytes: config.http.bodyLimitBytes,
       proxyHops: config.http.proxyHops,
+      corsOrigins: config.http.corsOrigins,
     });
     const koa = app.callback();
-    const rawPull = rawFastPull(pulls, tokens, config.sync, (seconds, status) =>
-      metrics.httpDuration.observe({ method: 'GET', route: '/v1/sync/pull', status }, seconds),
+    const rawPull = rawFastPull(
+      pulls,
+      tokens,
+      config.sync,
+      (seconds, status) => metrics.httpDuration.observe({ method: 'GET', route: '/v1/sync/pull', status }, seconds),
+      config.http.corsOrigins.length > 0, // browsers' pulls go through Koa's CORS middleware
     );
     let inFlight = 0;
     const http = createServer((req, res) => {
@@ -300,6 +317,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       connectsPerIpPerMinute: config.realtime.connectsPerIpPerMinute,
       proxyHops: config.http.proxyHops,
       limiter,
+      corsOrigins: config.http.corsOrigins,
     });
     const notifier = new Notifier({ io, db, model, heads, sets, redis, log, options: { ...config.realtime, namespace } });
     announceImage = (c) => notifier.announceImage(c);
@@ -311,7 +329,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     });
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const serverUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
-    log.info({ url: serverUrl, embedded }, 'fieldsync listening');
+    log.info({ url: serverUrl, urls: listenUrls(addr.address, addr.port, networkInterfaces()), embedded }, 'fieldsync listening');
     // warm the shared snapshots the first role's devices (the config lists its busiest role
     // first: the demo's salesmen) bootstrap from, in the background
     const [firstRole] = model.roles.values();
@@ -320,7 +338,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       for (const b of firstRole.buckets) if (b.bucket.snapshot && !b.bucket.keyed) void snapshots.offer(b.bucket.name, warmApp).catch(() => undefined);
     }
 
-    return { url: serverUrl, db, doorbell, indexer, heads, metrics, io, media, snapshots, tokens, model, drift, embedded, routes, stop: () => life.stop() };
+    return { url: serverUrl, bound: addr, db, doorbell, indexer, heads, metrics, io, media, snapshots, tokens, model, drift, embedded, routes, openapi: document, http, stop: () => life.stop() };
   } catch (err) {
     await life.stop();
     throw err;

@@ -3,7 +3,8 @@ import { refusal, type MakeLimiter } from '../cache/limiter.js';
 import type { UserRow, UsersRepo } from '../db/repos/users.js';
 import { AppError } from '../errors.js';
 import { DUMMY_HASH, verifyPassword } from './passwords.js';
-import type { Principal } from './principal.js';
+import { sessionUser, type Principal } from './principal.js';
+import type { LoginAnswer } from '../protocol/auth.js';
 import type { Tokens } from './tokens.js';
 
 export interface LoginLimits {
@@ -11,12 +12,7 @@ export interface LoginLimits {
   maxFailuresPerEmail: number;
 }
 
-export interface LoginResult {
-  token: string;
-  expiresAt: number;
-  /** claims: what the role declares (the demo salesman's {salesmanId: 3}) */
-  user: { id: number; role: string; name: string; claims: Principal['claims'] };
-}
+export type LoginResult = LoginAnswer;
 
 /**
  * Password login with two limits (rate-limiter-flexible's "login endpoint protection"):
@@ -67,12 +63,12 @@ export class LoginService {
   private async issue(user: UserRow): Promise<LoginResult> {
     let principal: Principal;
     try {
-      principal = this.tokens.principal(String(user.id), user.role, user.claims);
+      principal = { ...this.tokens.principal(String(user.id), user.role, user.claims), name: user.display_name };
     } catch (err) {
       if (err instanceof AppError && err.code === 'token-invalid') throw new AppError('forbidden', `this login cannot be used: ${err.message}`);
       throw err;
     }
     const { token, expiresAt } = await this.tokens.issue(principal);
-    return { token, expiresAt, user: { id: user.id, role: principal.role, name: user.display_name, claims: principal.claims } };
+    return { token, expiresAt, user: sessionUser(principal) };
   }
 }

@@ -1,3 +1,5 @@
+import type { SessionUser } from '../protocol/auth.js';
+
 /**
  * Who is calling: decoded from a verified token (src/auth/tokens.ts), never from the
  * request body. The role and its claims are the sync config's (roles.<role>.claims):
@@ -8,6 +10,13 @@ export interface Principal {
   userId: string;
   role: string;
   claims: Readonly<Record<string, string | number>>;
+  /** display name: the token's `name` claim (fieldsync writes the user's display name there) */
+  name?: string;
+}
+
+/** The caller as the API shows it (login and /v1/auth/me alike). */
+export function sessionUser(p: Principal): SessionUser {
+  return { id: p.userId, role: p.role, name: p.name ?? null, claims: { ...p.claims } };
 }
 
 const keys = new WeakMap<Principal, string>();

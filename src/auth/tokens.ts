@@ -228,7 +228,11 @@ export class Tokens {
     if (typeof given !== 'string' || given === '') return { problem: `"${roleClaim}" (the role) is required` };
     const role = Object.hasOwn(roleMap, given) ? roleMap[given]! : given;
     if (!this.model.roles.has(role)) return { problem: `role "${given}" is not a role of this server` };
-    return readPrincipal(this.model, { userId, role, source: payload }, (claim) => (Object.hasOwn(claims, claim) ? claims[claim]! : claim));
+    const read = readPrincipal(this.model, { userId, role, source: payload }, (claim) => (Object.hasOwn(claims, claim) ? claims[claim]! : claim));
+    // the OIDC `name` claim, shown by /v1/auth/me; never part of the scope
+    const name = typeof payload.name === 'string' ? payload.name.trim().slice(0, 200) : '';
+    if ('principal' in read && name !== '') read.principal.name = name;
+    return read;
   }
 
   /** The role's claims of a principal under the token's names (sub is set apart). */
@@ -236,6 +240,7 @@ export class Tokens {
     const { userClaim, roleClaim, claims } = this.model.token;
     const payload: Record<string, unknown> = { [roleClaim]: this.tokenRole(p.role) };
     if (userClaim !== 'sub') payload[userClaim] = p.userId;
+    if (p.name !== undefined) payload.name = p.name;
     for (const claim of Object.keys(this.model.roles.get(p.role)?.claims ?? {})) {
       if (Object.hasOwn(p.claims, claim)) payload[Object.hasOwn(claims, claim) ? claims[claim]! : claim] = p.claims[claim];
     }

@@ -1,4 +1,5 @@
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import type { SnapshotOffer } from '../protocol/sync.js';
 import { promisify } from 'node:util';
 import { brotliCompress, constants as zlib, gzip } from 'node:zlib';
 import pgPromise from 'pg-promise';
@@ -25,15 +26,7 @@ export interface SnapshotOptions {
 }
 
 /** What a pull answer offers for a bucket starting from zero. */
-export interface SnapshotOffer {
-  bucket: string;
-  id: string;
-  position: string;
-  rows: number;
-  checksum: number;
-  /** signed, short-lived: a CDN can serve them without the bearer token */
-  pages: string[];
-}
+export type { SnapshotOffer };
 
 /** How often a snapshot's delta since its build is counted (rebuild decision). */
 const DELTA_CHECK_MS = 5000;

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { constants as zlib } from 'node:zlib';
+import cors from '@koa/cors';
 import Router from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import compress from 'koa-compress';
 import type { Tokens } from '../auth/tokens.js';
 import { clientAddress } from '../lib/client-address.js';
+import { originAllowed } from '../lib/origins.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { problems } from './problem.js';
@@ -23,6 +25,8 @@ export interface AppOptions {
   bodyLimitBytes: number;
   /** trusted reverse proxies in front of the app (see clientAddress) */
   proxyHops: number;
+  /** browser origins answered with CORS headers (`*`: any); empty or unset: no CORS middleware */
+  corsOrigins?: readonly string[];
 }
 
 /** A request id we accept from X-Request-Id; anything else is replaced by a UUID. */
@@ -48,6 +52,36 @@ function requestContext(log: Logger, metrics: Metrics) {
 }
 
 /**
+ * CORS for the configured browser origins (flutter web, an admin page). An allowed
+ * Origin is echoed in Access-Control-Allow-Origin; any other gets no CORS header, and its
+ * preflight goes on to the router like any OPTIONS request. No credentials: the API takes
+ * bearer tokens, not cookies. The headers are set on ctx before anything downstream runs,
+ * so problem answers keep them; keepHeadersOnError also carries them on an error that
+ * escapes the problem middleware (Koa's own error answer).
+ */
+function corsFor(origins: readonly string[]): Koa.Middleware {
+  const allowed = originAllowed(origins);
+  const middleware = cors({
+    origin: (ctx) => {
+      const origin = ctx.get('origin');
+      return allowed(origin) ? origin : '';
+    },
+    allowMethods: ['GET', 'POST', 'PUT', 'OPTIONS'],
+    allowHeaders: ['authorization', 'content-type', 'content-encoding', 'if-none-match', 'x-request-id'],
+    exposeHeaders: ['ETag', 'X-Request-Id', 'Retry-After', 'WWW-Authenticate', 'Content-Encoding'],
+    maxAge: 600,
+    credentials: false,
+    keepHeadersOnError: true,
+  });
+  return async (ctx, next) => {
+    await middleware(ctx, next);
+    // the answer depends on the Origin: a route that sets Vary itself (pull's
+    // `Authorization, Accept-Encoding`) replaced the one set above
+    ctx.vary('Origin');
+  };
+}
+
+/**
  * Builds the Koa application: the only code that knows Koa. Tests drive
  * `app.callback()` or listen on port 0; nothing here opens ports or connections.
  */
@@ -67,6 +101,8 @@ export function createApp(opts: AppOptions): Koa {
   mount(router, opts.routes, opts.tokens, opts.model, opts.bodyLimitBytes);
 
   app.use(requestContext(opts.log, opts.metrics));
+  // before the problem middleware, the fast lane and compression: every answer, errors included
+  if (opts.corsOrigins?.length) app.use(corsFor(opts.corsOrigins));
   app.use(problems(opts.log));
   for (const mw of opts.early ?? []) app.use(mw);
   app.use(

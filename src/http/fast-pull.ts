@@ -6,7 +6,8 @@ import type { PullService } from '../sync/pull.js';
 import { REQUEST_ID } from './app.js';
 import { bearerToken } from './route.js';
 import { readJson } from './body.js';
-import { pullInput, pullReply, type PullLimits } from './routes/sync.js';
+import { pullInput, type PullLimits } from '../protocol/sync.js';
+import { pullReply } from './routes/sync.js';
 
 
 /**
@@ -47,19 +48,22 @@ export function fastPull(pulls: PullService, tokens: Tokens, limits: PullLimits 
  * device's no-change pull costs a URL split, two map lookups, the head comparisons and
  * one write. Returns false, touching nothing, for any request it does not answer; Koa
  * then handles it in full. Sets the same headers as the route (X-Request-Id included)
- * and records the same latency metric.
+ * and records the same latency metric. With `cors` (CORS_ORIGINS set), a browser's
+ * request (one with an Origin header) is left to Koa, whose CORS middleware answers it.
  */
 export function rawFastPull(
   pulls: PullService,
   tokens: Tokens,
   limits: PullLimits,
   observe: (seconds: number, status: number) => void,
+  cors = false,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
   const input = pullInput(limits);
   const prefix = '/v1/sync/pull?';
   return (req, res) => {
     const started = performance.now();
     if (req.method !== 'GET' || !req.url?.startsWith(prefix)) return false;
+    if (cors && req.headers.origin !== undefined) return false;
     const token = bearerToken(req.headers.authorization ?? '');
     const principal = token === undefined ? undefined : tokens.peek(token);
     if (!principal) return false;

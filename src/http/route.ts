@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Tokens } from '../auth/tokens.js';
 import { isConnectionLoss } from '../db/errors.js';
-import { AppError, violations } from '../errors.js';
+import { AppError, violations, type ErrorCode } from '../errors.js';
 import { readJson } from './body.js';
 import { inspectInput } from './edge.js';
 import type { Permission } from '../model/config.js';
@@ -17,6 +17,22 @@ import type { Model } from '../model/model.js';
  */
 export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType, P extends z.ZodType = z.ZodType> {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
+  /** the OpenAPI document's tag, summary and description (src/http/openapi.ts) */
+  tag: RouteTag;
+  summary: string;
+  description?: string;
+  /**
+   * Every answer but the errors, by status: the OpenAPI document is made from these, and
+   * the tests check every answer they receive against it.
+   */
+  responses: Readonly<Record<number, RouteResponse>>;
+  /**
+   * The problem codes this route answers beyond the ones its kind always may (see
+   * problemCodes: authentication, validation, reading a body, 500 and 503).
+   */
+  errors?: readonly ErrorCode[];
+  /** a body that is not JSON (an upload): its media types, as OpenAPI schemas */
+  rawBody?: { description: string; content: Readonly<Record<string, { schema: Record<string, unknown> }>> };
   /** a path with `:name` parameters must have a `params` schema (checked at mount) */
   path: string;
   /**
@@ -34,6 +50,34 @@ export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.
    */
   idempotent?: boolean;
   handler: (req: RouteRequest<z.output<B>, z.output<Q>, z.output<P>>) => Promise<RouteReply> | RouteReply;
+}
+
+export type RouteTag = 'auth' | 'sync' | 'push' | 'media' | 'admin' | 'system';
+
+export interface RouteResponse {
+  description: string;
+  /** the body's schema (absent: no body, as a 304, or not JSON, then `contentType`) */
+  schema?: z.ZodType;
+  /** default application/json */
+  contentType?: string;
+  /** headers worth documenting (ETag, Cache-Control, Retry-After) */
+  headers?: readonly string[];
+}
+
+/**
+ * The problem codes a route may answer: its own (`errors`) and those of its kind: every
+ * route 500 and 503; one with a token 401 (and 403 with a permission); one with schemas
+ * 400 validation-failed; one that reads a JSON body the body's own errors.
+ */
+export function problemCodes(r: Pick<Route, 'auth' | 'body' | 'query' | 'params' | 'errors' | 'rawBody'>): ErrorCode[] {
+  const codes = new Set<ErrorCode>(['internal', 'unavailable']);
+  if (r.auth !== 'public') for (const c of ['token-missing', 'token-invalid', 'token-expired'] as const) codes.add(c);
+  if (typeof r.auth === 'object') codes.add('forbidden');
+  if (r.body || r.query || r.params) codes.add('validation-failed');
+  if (r.body) for (const c of ['malformed-json', 'body-encoding-invalid', 'payload-too-large', 'unsupported-media-type', 'unsupported-content-encoding'] as const) codes.add(c);
+  if (r.rawBody) for (const c of ['body-encoding-invalid', 'payload-too-large', 'unsupported-media-type', 'unsupported-content-encoding'] as const) codes.add(c);
+  for (const c of r.errors ?? []) codes.add(c);
+  return [...codes];
 }
 
 export interface RouteRequest<B, Q, P = Record<string, string>> {

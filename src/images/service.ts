@@ -6,7 +6,10 @@ import { keyMatch, keyText, s, wireId, type Collection, type Model } from '../mo
 import type { Logger } from '../observability/logger.js';
 import type { Storage } from '../storage/s3.js';
 import { isSeqText } from '../protocol/values.js';
+import { encodeManifestCursor, type ImageInfo, type ManifestItem, type ManifestPosition, type StoredVariant } from '../protocol/media.js';
 import type { Indexer } from '../sync/indexer.js';
+
+export type { ImageInfo, ManifestItem, ManifestPosition, StoredVariant };
 import { IMMUTABLE, PRESETS_VERSION } from './presets.js';
 import { processImage } from './process.js';
 
@@ -19,28 +22,7 @@ export interface MediaOptions {
   presignSeconds: number;
 }
 
-export interface StoredVariant {
-  key: string;
-  type: string;
-  bytes: number;
-  sha256: string;
-  width: number;
-  height: number;
-}
-
 /** An upload's answer (POST|PUT /v1/admin/<collection>/:id/image). */
-export interface ImageInfo {
-  collection: string;
-  /** the row's wire id, as in pull */
-  id: number | string;
-  key: string;
-  width: number;
-  height: number;
-  placeholder: string;
-  variants: Record<string, StoredVariant>;
-  unchanged: boolean;
-}
-
 /** A row's image changed (after the commit): what the push channel announces. */
 export interface ImageChange {
   collection: string;
@@ -49,20 +31,6 @@ export interface ImageChange {
   /** the row's live buckets (the rooms to tell) */
   buckets: string[];
   thumb: string;
-}
-
-export interface ManifestItem {
-  /** the row's wire id */
-  id: number | string;
-  placeholder: string;
-  variants: Record<string, { url: string; type: string; bytes: number; sha256: string; width: number; height: number }>;
-}
-
-/** A position in the manifest: the last item served, in (batch, row key) order. */
-export interface ManifestPosition {
-  /** the indexing batch that published the image */
-  seq: string;
-  rowKey: string;
 }
 
 export interface MediaServiceDeps {
@@ -87,30 +55,6 @@ export const ROW_SEGMENT = /^(?:[A-Za-z0-9_-]{1,128}|~[A-Za-z0-9_-]{22})$/;
 
 function rowSegment(rowKey: string): string {
   return SIMPLE_SEGMENT.test(rowKey) ? rowKey : `~${createHash('sha256').update(rowKey).digest('base64url').slice(0, 22)}`;
-}
-
-// --- the manifest cursor ---------------------------------------------------------------
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** `<batch>.<row key as base64url>`: the position after the last item served. */
-export function encodeManifestCursor(p: ManifestPosition): string {
-  return `${p.seq}.${Buffer.from(p.rowKey, 'utf8').toString('base64url')}`;
-}
-
-/** The position a cursor names, or undefined when it is not one this server made. */
-export function decodeManifestCursor(cursor: string): ManifestPosition | undefined {
-  const m = /^([0-9]{1,20})\.([A-Za-z0-9_-]{0,1400})$/.exec(cursor);
-  if (!m || !isSeqText(m[1]!)) return undefined;
-  const bytes = Buffer.from(m[2]!, 'base64url');
-  if (bytes.toString('base64url') !== m[2]) return undefined; // not canonical: altered
-  let rowKey: string;
-  try {
-    rowKey = utf8.decode(bytes);
-  } catch {
-    return undefined;
-  }
-  return rowKey.includes('\u0000') ? undefined : { seq: m[1]!, rowKey };
 }
 
 // --- the service -----------------------------------------------------------------------

@@ -1,3 +1,7 @@
+import { z } from 'zod';
+import { problem } from './problem.js';
+import { seqText, wireId } from './sync.js';
+
 /**
  * The push channel's events (Socket.IO 4, path /socket.io), declared once so every emit
  * is type-checked (socket.io's typed events). Connect with `auth: {token}` (the same JWT
@@ -12,16 +16,49 @@
  *   numbers as numbers, text as strings). src/realtime/notifier.ts emits them through a
  *   loosely typed view of the server; a config event may not reuse a built-in name.
  */
+export const syncPoke = z
+  .object({
+    buckets: z.array(z.string()).meta({ description: 'the buckets that changed; ["*"]: everything (data reset): pull, expect 410' }),
+    head: seqText.meta({ description: "the bucket's head batch (for ['*'], the watermark)" }),
+    pullWithinMs: z.number().int().min(0).meta({ description: 'pull after a random delay up to this (it grows with the room, so a thousand phones do not pull at once)' }),
+  })
+  .meta({
+    id: 'SyncPoke',
+    description:
+      'buckets changed and the change is **already visible to pull** (sent only after the watermark passed it). No row data: pull, after a random delay up to `pullWithinMs` (it grows with the room\'s size, so 1,000 phones do not pull in the same instant). `buckets: ["*"]`: everything changed (data reset): pull, expect 410',
+  });
+
+export const catalogImage = z
+  .object({
+    collection: z.string(),
+    id: wireId.meta({ description: "the row's wire id, as in pull (a number for an integer key)" }),
+    thumb: z.string().meta({ description: "the new thumb's URL" }),
+  })
+  .meta({ id: 'CatalogImage', description: "a row of the media collection has a new image (to the rooms of the row's buckets); `id` as in pull, `thumb` the thumb's URL" });
+
+export const sessionExpired = z
+  .object({ at: z.number().int().meta({ description: 'when the token expired, epoch ms' }) })
+  .meta({ id: 'SessionExpired', description: 'your token expired; the server disconnects you: log in and reconnect' });
+
+/** A refused handshake, as the client's connect_error gets it. */
+export const connectRefusal = z
+  .object({
+    message: z.string(),
+    data: z.object({ code: problem.shape.code, status: z.number().int() }),
+  })
+  .meta({ id: 'ConnectRefusal', description: 'connect_error of a refused handshake: data.code from the problem catalogue (token-missing, token-invalid, token-expired, rate-limited, internal)' });
+
+/** The built-in server-to-client events: name, payload schema, when they are sent (README and docs are made from this). */
+export const builtInEvents = {
+  'sync:poke': syncPoke,
+  'catalog:image': catalogImage,
+  'session:expired': sessionExpired,
+} as const;
+
 export interface ServerToClientEvents {
-  /** these buckets changed (visible to pull now): pull within pullWithinMs (randomly spread) */
-  'sync:poke': (e: { buckets: string[]; head: string; pullWithinMs: number }) => void;
-  /**
-   * A row of the media collection has a new image (to the rooms of the row's buckets):
-   * fetch the new thumb. `id` is the row's wire id, as in pull (a number for an integer key).
-   */
-  'catalog:image': (e: { collection: string; id: number | string; thumb: string }) => void;
-  /** the token expired: the server closes the connection; log in and reconnect */
-  'session:expired': (e: { at: number }) => void;
+  'sync:poke': (e: z.output<typeof syncPoke>) => void;
+  'catalog:image': (e: z.output<typeof catalogImage>) => void;
+  'session:expired': (e: z.output<typeof sessionExpired>) => void;
 }
 
 /** The names config events may not take: the built-in events, and those Socket.IO keeps for itself. */

@@ -11,7 +11,8 @@ import { epochMs, isoDateTime } from './values.js';
  */
 export const MAX_MUTATIONS = 500;
 
-export const pushBody = z.strictObject({
+export const pushBody = z
+  .strictObject({
   deviceId: z.string().trim().min(1).max(128),
   mutations: z
     .array(
@@ -26,7 +27,8 @@ export const pushBody = z.strictObject({
     .min(1)
     .max(MAX_MUTATIONS)
     .refine((ms) => new Set(ms.map((m) => m.id)).size === ms.length, 'mutation ids must be unique within a request'),
-});
+  })
+  .meta({ id: 'PushRequest' });
 export type PushBody = z.output<typeof pushBody>;
 
 /**
@@ -45,21 +47,37 @@ export const genericRejections = {
 } as const;
 export type GenericRejection = keyof typeof genericRejections;
 
-export interface MutationError {
-  /** a generic code (genericRejections) or one of the handler's rejections */
-  code: string;
-  message: string;
-  details?: unknown;
-}
+export const mutationError = z
+  .object({
+    code: z.string().meta({ description: 'a generic code (invalid_payload, unknown_type, forbidden, id_conflict, conflict, retry_later) or one of the mutation type\'s own' }),
+    message: z.string(),
+    details: z.unknown().optional(),
+  })
+  .meta({ id: 'MutationError' });
+export type MutationError = z.output<typeof mutationError>;
 
-export interface MutationResult {
-  id: string;
-  status: 'applied' | 'duplicate' | 'rejected';
-  /** for a duplicate: what the first attempt was (its result or error follows) */
-  firstStatus?: 'applied' | 'rejected';
-  result?: unknown;
-  error?: MutationError;
-}
+export const mutationResult = z
+  .object({
+    id: z.uuid(),
+    status: z.enum(['applied', 'duplicate', 'rejected']).meta({ description: 'all three are final, except a rejection with code retry_later' }),
+    firstStatus: z.enum(['applied', 'rejected']).optional().meta({ description: 'for a duplicate: what the first attempt was (its result or error follows)' }),
+    result: z.unknown().optional().meta({ description: "the handler's result (applied, or a duplicate of an applied one)" }),
+    error: mutationError.optional(),
+  })
+  .meta({ id: 'MutationResult' });
+export type MutationResult = z.output<typeof mutationResult>;
+
+export const pushAnswer = z
+  .object({
+    results: z.array(mutationResult).meta({ description: 'one per mutation, in the order sent' }),
+    visibleAfter: z
+      .string()
+      .regex(/^(0|[1-9][0-9]{0,18})$/)
+      .nullable()
+      .meta({ description: 'the batch that took the applied writes: they are in your replica once a pull answers hasMore false with a watermark above it (null: none applied, or they come with a later batch)' }),
+  })
+  .meta({ id: 'PushAnswer' });
+export type PushAnswer = z.output<typeof pushAnswer>;
 
 export interface RejectionDoc {
   code: string;

@@ -9,7 +9,7 @@ import { s, type Model } from '../model/model.js';
 import { Rejected, type MutationContext, type MutationHandler } from '../model/mutations.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Indexer } from '../sync/indexer.js';
-import type { GenericRejection, MutationResult, PushBody } from '../protocol/mutations.js';
+import type { GenericRejection, MutationResult, PushAnswer, PushBody } from '../protocol/mutations.js';
 import type { AuditLog } from './audit.js';
 
 /** Attempts of a mutation that meets serialization failures or deadlocks. */
@@ -28,11 +28,7 @@ function generic(code: GenericRejection, message: string, details?: unknown): Re
   return new Rejected(code, message, details);
 }
 
-export interface PushAnswer {
-  results: MutationResult[];
-  /** the device's writes are in its replica once a pull has caught up with a watermark above this */
-  visibleAfter: string | null;
-}
+export type { PushAnswer };
 
 type Mutation = PushBody['mutations'][number];
 

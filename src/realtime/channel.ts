@@ -7,6 +7,7 @@ import type { Tokens } from '../auth/tokens.js';
 import { refusal, type MakeLimiter } from '../cache/limiter.js';
 import { AppError } from '../errors.js';
 import { clientAddress } from '../lib/client-address.js';
+import { originAllowed } from '../lib/origins.js';
 import type { Logger } from '../observability/logger.js';
 import { userRoom, type ClientToServerEvents, type InterServerEvents, type ServerToClientEvents, type SocketData } from '../protocol/events.js';
 import type { BucketSets } from '../sync/bucket-set.js';
@@ -32,6 +33,8 @@ export interface ChannelOptions {
   proxyHops: number;
   /** the connection limit's store (Redis, shared by the processes, or memory) */
   limiter: MakeLimiter;
+  /** browser origins answered with CORS headers (`*`: any), as for HTTP; empty or unset: none */
+  corsOrigins?: readonly string[];
 }
 
 /** The principal a socket was authenticated as (its token, kept on the socket). */
@@ -52,8 +55,19 @@ export function createChannel(http: HttpServer, opts: ChannelOptions): { io: Io;
   // the adapter gets a connection of its own (named, so operators can tell it apart),
   // closed with the channel
   const adapterRedis = opts.redis?.duplicate({ connectionName: `${opts.redis.options.connectionName ?? 'fieldsync'}:adapter` });
+  const allowed = opts.corsOrigins?.length ? originAllowed(opts.corsOrigins) : undefined;
   const io: Io = new Server(http, {
     path: '/socket.io',
+    // the polling transport from a browser (flutter web); the same allow-list as HTTP,
+    // no credentials (the token travels in auth)
+    ...(allowed && {
+      cors: {
+        origin: (origin: string | undefined, done: (err: Error | null, allow?: boolean) => void) => done(null, allowed(origin)),
+        methods: ['GET', 'POST'],
+        credentials: false,
+        maxAge: 600,
+      },
+    }),
     transports: ['websocket', 'polling'],
     serveClient: false,
     maxHttpBufferSize: 16 * 1024, // clients send nothing big

@@ -1,27 +1,12 @@
+import type { z } from 'zod';
+import type { PullAnswerBody, snapshotPage, wireId } from '../../src/protocol/sync.js';
 import { rowHash, sumHashes } from '../../src/sync/checksum.js';
 
-/**
- * A row id on the wire: a number for a single integer key, else a string (text, the
- * lower-case uuid, or the JSON array text of a composite key).
- */
-export type WireId = number | string;
-
+/** The wire shapes, from the protocol's schemas (src/protocol/sync.ts): never declared twice. */
+export type WireId = z.output<typeof wireId>;
 /** One section of a pull answer: rows are [b, id, v, ...columns], deletes [bucket index, id]. */
-export interface Section {
-  cols: string[];
-  rows: unknown[][];
-  deleted: [number, WireId][];
-}
-
-export interface PullBody {
-  cursor: string;
-  hasMore: boolean;
-  watermark: string;
-  checksums: Record<string, number>;
-  buckets: { current: string[]; added: string[]; removed: string[] };
-  snapshots?: { bucket: string; id: string; position: string; rows: number; checksum: number; pages: string[] }[];
-  changes: Record<string, Section>;
-}
+export type Section = PullAnswerBody['changes'][string];
+export type PullBody = PullAnswerBody;
 
 export interface LocalRow {
   bucket: string;
@@ -108,11 +93,11 @@ export class Device {
       for (const url of snap.pages) {
         const res = await fetch(`${this.pageBase}${url}`, { headers: { 'accept-encoding': 'gzip' } });
         if (res.status !== 200) throw new Error(`${this.name}: snapshot page answered ${res.status}`);
-        const page = (await res.json()) as { buckets: { current: string[] }; changes: Record<string, { cols: string[]; columns: unknown[][]; deleted: [] }> };
+        const page = (await res.json()) as z.output<typeof snapshotPage>;
         // snapshot pages are columnar: turn the columns back into rows
         const changes: Record<string, Section> = {};
         for (const [name, c] of Object.entries(page.changes)) {
-          changes[name] = { cols: c.cols, rows: (c.columns[0] ?? []).map((_, i) => c.columns.map((col) => col[i])), deleted: [] };
+          changes[name] = { cols: c.cols, rows: (c.columns[0] ?? []).map((_, i) => c.columns.map((col) => col[i]) as Section['rows'][number]), deleted: [] };
         }
         this.applyChanges(page.buckets.current, changes);
         this.snapshotPages++;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
+import { assertConformant, watchAnswers } from './conformance.js';
 import { createTestDatabase, type ErpFixture, type TestDatabase } from './db.js';
 
 export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256!';
@@ -44,6 +45,8 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
     ...env,
   });
   const server = await startServer(config, createLogger(config.log.level));
+  // every answer this server sends is checked against its OpenAPI document
+  const watch = watchAnswers(server.http, server.openapi);
   const fetchApp = (path: string, init?: RequestInit) => fetch(server.url + path, init);
   // stopping also removes the temporary folder (tests that stop the app themselves, then
   // read the database, must not leave it behind); once
@@ -71,6 +74,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
       await stop();
       await dropRedisNamespace(config, tdb.name);
       await tdb.drop();
+      assertConformant(watch, `the test server on ${tdb.name}`);
     },
   };
 }
@@ -113,11 +117,13 @@ export async function startSecondInstance(first: TestServer, env: Record<string,
     ...env,
   });
   const server = await startServer(config, createLogger('silent'));
+  const watch = watchAnswers(server.http, server.openapi);
   return {
     ...server,
     async stop() {
       await server.stop();
       await rm(dataDir, { recursive: true, force: true });
+      assertConformant(watch, 'a second instance');
     },
   };
 }

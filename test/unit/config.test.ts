@@ -65,3 +65,28 @@ test('the README documents every variable with its default', (t) => {
     if (row && 'default' in opt) t.true(row.includes(`\`${opt.default}\``), `${name}'s default ${opt.default} is in the README`);
   }
 });
+
+test('CORS_ORIGINS: exact origins or *, unset means none', (t) => {
+  t.deepEqual(loadConfig({}).http.corsOrigins, [], 'the default: no CORS at all');
+  t.deepEqual(loadConfig({ CORS_ORIGINS: '' }).http.corsOrigins, []);
+  t.deepEqual(loadConfig({ CORS_ORIGINS: 'http://localhost:5000, https://admin.example.com,' }).http.corsOrigins, ['http://localhost:5000', 'https://admin.example.com']);
+  t.deepEqual(loadConfig({ CORS_ORIGINS: '*' }).http.corsOrigins, ['*']);
+  t.deepEqual(loadConfig({ CORS_ORIGINS: 'http://[::1]:5000' }).http.corsOrigins, ['http://[::1]:5000']);
+});
+
+test('a malformed CORS_ORIGINS entry is a ConfigError naming the variable', (t) => {
+  for (const [value, why] of [
+    ['localhost:5000', /http or https origin/], // no scheme
+    ['http://localhost:5000/', /did you mean "http:\/\/localhost:5000"/], // trailing slash
+    ['https://admin.example.com/app', /did you mean "https:\/\/admin.example.com"/], // a path
+    ['HTTP://LOCALHOST:5000', /did you mean "http:\/\/localhost:5000"/], // browsers send lower case
+    ['http://localhost:80', /did you mean "http:\/\/localhost"/], // browsers leave out the default port
+    ['ftp://files.example.com', /http or https origin/],
+    ['not an origin', /not an origin/],
+  ] as const) {
+    const err = t.throws(() => loadConfig({ CORS_ORIGINS: `http://localhost:5000,${value}` }), { instanceOf: ConfigError }, value);
+    t.regex(err.message, /CORS_ORIGINS: /, value);
+    t.regex(err.message, why, value);
+    t.is(err.problems.length, 1, value);
+  }
+});

@@ -1,4 +1,5 @@
 import type { IBaseProtocol } from 'pg-promise';
+import type { UserView } from '../../protocol/admin.js';
 import { sqlFile } from '../sql.js';
 
 /** A login as the login check needs it. `claims` holds what the role needs (the demo salesman's {salesmanId: 3}). */
@@ -12,16 +13,8 @@ export interface UserRow {
   claims: Record<string, unknown>;
 }
 
-/** A user as admins see it (the admin API's answer): never the password hash. */
-export interface UserView {
-  id: number;
-  email: string;
-  role: string;
-  displayName: string;
-  claims: Record<string, unknown>;
-  active: boolean;
-  createdAt: Date;
-}
+/** A user as admins see it (the admin API's answer, src/protocol/admin.ts): never the password hash. */
+export type { UserView };
 
 export interface NewUser {
   email: string;

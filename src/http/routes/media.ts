@@ -1,29 +1,14 @@
 import type { Readable } from 'node:stream';
 import type { Context } from 'koa';
-import { z } from 'zod';
 import { AppError } from '../../errors.js';
 import { presets } from '../../images/presets.js';
-import { decodeManifestCursor, ROW_SEGMENT, type MediaService } from '../../images/service.js';
+import { ROW_SEGMENT, type MediaService } from '../../images/service.js';
+import { imageParams, manifestAnswer, manifestQuery, mediaFileParams, uploadAnswer } from '../../protocol/media.js';
 import type { Model } from '../../model/model.js';
 import type { Storage } from '../../storage/s3.js';
 import type { Heads } from '../../sync/heads.js';
 import { readUpload } from '../body.js';
 import { route, type Route } from '../route.js';
-
-/** the row id in an admin image URL; its form (integer, UUID, text) is checked by the media service */
-const idParams = z.strictObject({ id: z.string().min(1).max(200) });
-
-const manifestQuery = z.strictObject({
-  cursor: z
-    .string()
-    .transform((cursor, ctx) => {
-      const position = decodeManifestCursor(cursor);
-      if (!position) ctx.addIssue({ code: 'custom', message: 'a cursor from an earlier answer' });
-      return position ?? z.NEVER;
-    })
-    .optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(500),
-});
 
 /** The variant files served (the original stays private). */
 const FILES = new Set(presets.map((p) => `${p.name}.${p.ext}`));
@@ -54,12 +39,27 @@ export function mediaRoutes({ model, media, storage, heads, maxBytes }: MediaRou
     const info = await media.upload(rowKey, bytes);
     return { status: info.unchanged ? 200 : 201, body: { image: info } };
   };
+  const uploaded = {
+    200: { description: 'the row already had these exact bytes: nothing changed', schema: uploadAnswer },
+    201: { description: "the image is stored, its variants made, and the row's image switched (it syncs like any change)", schema: uploadAnswer },
+  };
+  const uploadErrors = ['unsupported-image', 'unprocessable', 'not-found', 'multipart-malformed'] as const;
+  const image = { type: 'string', contentMediaType: 'image/*' };
   return [
     route({
       method: 'POST',
       path: `/v1/admin/${collection}/:id/image`,
+      tag: 'media',
+      summary: `Upload a ${collection} row's image (multipart)`,
+      description: `JPEG, PNG, WebP (HEIC/AVIF where sharp supports them; the bytes decide, not the name or Content-Type) up to MEDIA_MAX_BYTES and MEDIA_MAX_PIXELS, in the multipart field \`image\`. The variants (${presets.map((p) => p.name).join(', ')}) are made with sharp and stored; the row's media columns switch to them and sync like any change; sockets in the row's bucket rooms get \`catalog:image\`.`,
       auth: { permission: 'media:write' },
-      params: idParams,
+      params: imageParams,
+      rawBody: {
+        description: 'the image in the field `image`',
+        content: { 'multipart/form-data': { schema: { type: 'object', properties: { image: { type: 'string', contentMediaType: 'application/octet-stream' } }, required: ['image'] } } },
+      },
+      responses: uploaded,
+      errors: uploadErrors,
       async handler({ params, ctx }) {
         if (!ctx.is('multipart/form-data')) throw new AppError('unsupported-media-type', 'send multipart/form-data with the image in the field "image" (or PUT the raw bytes)');
         return upload(ctx, params.id);
@@ -68,8 +68,14 @@ export function mediaRoutes({ model, media, storage, heads, maxBytes }: MediaRou
     route({
       method: 'PUT',
       path: `/v1/admin/${collection}/:id/image`,
+      tag: 'media',
+      summary: `Upload a ${collection} row's image (raw bytes)`,
+      description: 'The same as the POST form, with the image as the whole body (any Content-Type; the bytes decide the format).',
       auth: { permission: 'media:write' },
-      params: idParams,
+      params: imageParams,
+      rawBody: { description: 'the image bytes', content: { 'application/octet-stream': { schema: image }, 'image/*': { schema: image } } },
+      responses: uploaded,
+      errors: uploadErrors,
       async handler({ params, ctx }) {
         return upload(ctx, params.id);
       },
@@ -77,8 +83,12 @@ export function mediaRoutes({ model, media, storage, heads, maxBytes }: MediaRou
     route({
       method: 'GET',
       path: '/v1/media/manifest',
+      tag: 'media',
+      summary: 'Images to prefetch for offline use',
+      description: 'Every image in (batch, row) order, keyset-paginated: keep the last `cursor` and ask again later for new images only.',
       auth: 'any',
       query: manifestQuery,
+      responses: { 200: { description: 'a page of images', schema: manifestAnswer } },
       async handler({ query }) {
         const page = await media.manifest({ after: query.cursor, limit: query.limit, below: heads.watermark });
         return { body: page, headers: { 'Cache-Control': 'private, no-cache' } };
@@ -87,8 +97,16 @@ export function mediaRoutes({ model, media, storage, heads, maxBytes }: MediaRou
     route({
       method: 'GET',
       path: `/v1/media/${collection}/:row/:version/:file`,
+      tag: 'media',
+      summary: 'An image file (public, immutable)',
+      description: `Content-addressed (a new image is a new URL), for deployments without a CDN; the URLs come from the pull rows' media columns, \`catalog:image\` and the manifest. Files: ${[...FILES].join(', ')}.`,
       auth: 'public',
-      params: z.strictObject({ row: z.string().max(1400), version: z.string().max(64), file: z.string().max(64) }),
+      params: mediaFileParams,
+      responses: {
+        200: { description: 'the image bytes', contentType: 'image/*', headers: ['ETag', 'Cache-Control'] },
+        304: { description: 'the cached file is current', headers: ['ETag'] },
+      },
+      errors: ['not-found'],
       async handler({ params, ctx }) {
         const { row, version, file } = params;
         if (!ROW_SEGMENT.test(row) || !VERSION.test(version) || !FILES.has(file)) throw new AppError('not-found');

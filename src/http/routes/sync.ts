@@ -1,22 +1,11 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { SnapshotService } from '../../cache/snapshots.js';
 import { AppError } from '../../errors.js';
+import { pullAnswer, pullInput, snapshotPage, snapshotPageParams, snapshotPageQuery, type PullLimits } from '../../protocol/sync.js';
 import type { PullAnswer, PullService } from '../../sync/pull.js';
 import { route, type RouteReply } from '../route.js';
 
-export interface PullLimits {
-  defaultLimit: number;
-  maxLimit: number;
-}
-
-/** The pull request, as a POST body or a GET query string. */
-export function pullInput(limits: PullLimits) {
-  return z.strictObject({
-    cursor: z.string().min(1).max(16_384).optional(),
-    app: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'an app name of the sync config').optional(),
-    limit: z.coerce.number().int().min(1).max(limits.maxLimit).default(limits.defaultLimit),
-  });
-}
+export type { PullLimits };
 
 /** Headers, ETag and 304 of a pull answer: shared by the route and the fast lane. */
 export function pullReply(answer: PullAnswer, method: string, ifNoneMatch: string): RouteReply {
@@ -31,18 +20,14 @@ export function pullReply(answer: PullAnswer, method: string, ifNoneMatch: strin
   return { body: answer.body, headers };
 }
 
+const PULL_ERRORS = ['cursor-invalid', 'cursor-expired', 'forbidden', 'config-drift'] as const;
+const PULL_DESCRIPTION =
+  'One page of the caller\'s buckets since the cursor. Apply it in one local transaction (drop `buckets.removed`, apply the `snapshots` pages, then per collection `deleted` and `rows`, then store `cursor`) and pull again while `hasMore`. 410 `cursor-expired`: drop the named `buckets` and continue with `resetCursor` (null: drop everything, pull without a cursor). 400 `cursor-invalid`: drop local data, start without a cursor. 403: the app is not meant for the caller\'s role.';
+
 /**
  * POST /v1/sync/pull {cursor?, app?, limit?} and the same as GET with a query string,
  * which an HTTP cache can keep: both carry an ETag; GET answers 304 to If-None-Match.
  */
-const pageQuery = z.strictObject({ exp: z.coerce.number().int().positive().max(2 ** 40), sig: z.string().min(1).max(64) });
-/** a bucket name, a snapshot id (16 base64url characters) and a page number */
-const pageParams = z.strictObject({
-  bucket: z.string().min(1).max(240),
-  id: z.string().regex(/^[\w-]{1,64}$/, 'a snapshot id'),
-  page: z.coerce.number().int().min(0).max(1_000_000),
-});
-
 export function syncRoutes(pulls: PullService, limits: PullLimits, snapshots?: SnapshotService) {
   const input = pullInput(limits);
   const handle = async (
@@ -51,20 +36,31 @@ export function syncRoutes(pulls: PullService, limits: PullLimits, snapshots?: S
     method: string,
     ifNoneMatch: string,
   ): Promise<RouteReply> => pullReply(await pulls.pull({ principal, ...args }), method, ifNoneMatch);
+  const page = { description: 'a page of changes', schema: pullAnswer, headers: ['ETag', 'Cache-Control'] };
   return [
     route({
       method: 'POST',
       path: '/v1/sync/pull',
+      tag: 'sync',
+      summary: 'Pull a page of changes',
+      description: PULL_DESCRIPTION,
       auth: 'any',
       body: input,
       idempotent: true, // a read, though a POST
+      responses: { 200: page },
+      errors: PULL_ERRORS,
       handler: ({ principal, body }) => handle(principal!, body, 'POST', ''),
     }),
     route({
       method: 'GET',
       path: '/v1/sync/pull',
+      tag: 'sync',
+      summary: 'Pull a page of changes (cacheable)',
+      description: `${PULL_DESCRIPTION} The GET form carries an ETag and answers 304 to If-None-Match; a poll with nothing new is answered from the server's memory.`,
       auth: 'any',
       query: input,
+      responses: { 200: page, 304: { description: 'nothing new since the ETag sent in If-None-Match', headers: ['ETag'] } },
+      errors: PULL_ERRORS,
       handler: ({ principal, query, ctx }) => handle(principal!, query, 'GET', ctx.get('if-none-match')),
     }),
     route({
@@ -73,9 +69,18 @@ export function syncRoutes(pulls: PullService, limits: PullLimits, snapshots?: S
       // hold the pages without the bearer token.
       method: 'GET',
       path: '/v1/sync/snapshots/:bucket/:id/:page',
+      tag: 'sync',
+      summary: 'A bootstrap snapshot page (signed URL)',
+      description:
+        'The URLs come from a pull answer\'s `snapshots[].pages`, signed and short-lived (`exp`, `sig`): no bearer token, so a CDN can cache them (immutable). Always compressed: gzip, or br when asked. 410 `snapshot-gone` or 403 (the URL expired or was altered): discard the pull answer and pull again from the previous cursor.',
       auth: 'public',
-      query: pageQuery,
-      params: pageParams,
+      query: snapshotPageQuery,
+      params: snapshotPageParams,
+      responses: {
+        200: { description: 'a columnar page (Content-Encoding gzip or br)', schema: snapshotPage, headers: ['ETag', 'Cache-Control'] },
+        304: { description: 'the cached page is current', headers: ['ETag'] },
+      },
+      errors: ['forbidden', 'snapshot-gone', 'not-found'],
       async handler({ params, query, ctx }) {
         if (!snapshots) throw new AppError('not-found');
         const enc = ctx.acceptsEncodings('br', 'gzip') === 'br' ? 'br' : 'gzip';

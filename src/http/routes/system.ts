@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { problemDescription } from '../../protocol/problem.js';
+import { healthAnswer, readyAnswer } from '../../protocol/system.js';
 import type { Db } from '../../db/pg.js';
 import type { DriftState } from '../../install/drift.js';
 import { within } from '../../lib/within.js';
@@ -14,7 +16,11 @@ export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: 
     route({
       method: 'GET',
       path: '/metrics',
+      tag: 'system',
+      summary: 'Prometheus metrics',
+      description: 'Request latency by route, pulls by path, rows served, the outbox backlog, the oldest write transaction, config drift. Keep it off the public internet.',
       auth: 'public',
+      responses: { 200: { description: 'Prometheus text exposition format', contentType: 'text/plain' } },
       async handler() {
         return { body: await metrics.registry.metrics(), headers: { 'Content-Type': metrics.registry.contentType } };
       },
@@ -22,13 +28,20 @@ export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: 
     route({
       method: 'GET',
       path: '/health',
+      tag: 'system',
+      summary: 'Liveness',
       auth: 'public',
+      responses: { 200: { description: 'the process runs', schema: healthAnswer } },
       handler: () => ({ body: { status: 'ok' }, headers: { 'Cache-Control': 'no-store' } }),
     }),
     route({
       method: 'GET',
       path: '/ready',
+      tag: 'system',
+      summary: 'Readiness',
+      description: 'Ready when PostgreSQL and S3 answer within 2 s and the database matches the sync config.',
       auth: 'public',
+      responses: { 200: { description: 'ready', schema: readyAnswer }, 503: { description: 'not ready: `checks` names what failed', schema: readyAnswer } },
       async handler() {
         const checks: Record<string, string> = {};
         try {
@@ -58,8 +71,12 @@ export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: 
     route({
       method: 'GET',
       path: '/problems/:code',
+      tag: 'system',
+      summary: 'What a problem code means',
       auth: 'public',
       params: z.strictObject({ code: z.string().max(64) }),
+      responses: { 200: { description: 'the code, its status and title', schema: problemDescription } },
+      errors: ['not-found'],
       handler({ params }) {
         const code = params.code as ErrorCode;
         if (!Object.hasOwn(errorCatalogue, code)) throw new AppError('not-found');

@@ -1,0 +1,22 @@
+import { z } from 'zod';
+
+/** GET /health: the process runs. */
+export const healthAnswer = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
+
+/** GET /ready: 200 when every check is ok, else 503 with the failing ones. */
+export const readyAnswer = z
+  .object({
+    status: z.enum(['ready', 'not-ready']),
+    checks: z.record(z.string(), z.string()).meta({ description: '`ok`, or what failed: postgres, s3, syncConfig', example: { postgres: 'ok', s3: 'ok', syncConfig: 'ok' } }),
+    changes: z
+      .object({
+        oldestWriteTransaction: z
+          .object({ seconds: z.number(), pid: z.number().int(), database: z.string().nullable() })
+          .nullable()
+          .meta({ description: 'the oldest open write transaction in the cluster (it delays only its own rows)' }),
+        outboxBacklog: z.number().int().meta({ description: 'committed changes not indexed yet' }),
+      })
+      .nullable()
+      .meta({ description: 'read at the call; null while PostgreSQL does not answer; never a reason to be unready' }),
+  })
+  .meta({ id: 'Readiness' });
