@@ -1,6 +1,6 @@
 import { SignJWT } from 'jose';
 import { io as connect, type Socket } from 'socket.io-client';
-import type { ClientToServerEvents, ServerToClientEvents } from '../../src/protocol/events.js';
+import { builtInEvents, connectRefusal, type ClientToServerEvents, type ServerToClientEvents } from '../../src/protocol/events.js';
 import { TEST_SECRET } from './server.js';
 
 export { until, wait } from './wait.js';
@@ -8,16 +8,34 @@ export { until, wait } from './wait.js';
 /** Socket.IO clients for the push-channel tests: opened through one list, closed together. */
 export type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
 
+/**
+ * Socket.IO clients opened through one list and closed together. Every built-in event
+ * they receive, and every refused handshake, is checked against its schema
+ * (src/protocol/events.ts); closeAll() throws when one did not match.
+ */
 export function sockets() {
   const open: Client[] = [];
+  const violations: string[] = [];
   return {
     socket(url: string, token: string | undefined, opts: Record<string, unknown> = {}): Client {
       const c: Client = connect(url, { path: '/socket.io', transports: ['websocket'], auth: token ? { token } : {}, reconnection: false, ...opts });
+      c.onAny((event: string, data: unknown) => {
+        const schema = Object.hasOwn(builtInEvents, event) ? builtInEvents[event as keyof typeof builtInEvents] : undefined;
+        const parsed = schema?.safeParse(data);
+        if (parsed && !parsed.success) violations.push(`${event} ${JSON.stringify(data)}: ${parsed.error.message}`);
+      });
+      c.on('connect_error', (err: Error & { data?: unknown }) => {
+        // a refusal by fieldsync carries data; a transport error (server gone) does not
+        if (err.data === undefined) return;
+        const parsed = connectRefusal.safeParse({ message: err.message, data: err.data });
+        if (!parsed.success) violations.push(`connect_error ${JSON.stringify(err.data)}: ${parsed.error.message}`);
+      });
       open.push(c);
       return c;
     },
     closeAll(): void {
       for (const c of open) c.disconnect();
+      if (violations.length > 0) throw new Error(`push channel events off their schemas:\n${violations.slice(0, 10).join('\n')}`);
     },
   };
 }

@@ -38,9 +38,12 @@ test.before(async () => {
   }
 });
 test.after.always(async () => {
-  closeAll();
-  await erp?.$pool.end();
-  await s?.close();
+  try {
+    closeAll(); // throws when an event was off its schema
+  } finally {
+    await erp?.$pool.end();
+    await s?.close();
+  }
 });
 
 function device(who: string): Device {

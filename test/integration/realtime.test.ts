@@ -29,9 +29,12 @@ test.before(async () => {
   }
 });
 test.after.always(async () => {
-  closeAll();
-  await erp?.$pool.end();
-  await s?.close();
+  try {
+    closeAll(); // throws when an event was off its schema
+  } finally {
+    await erp?.$pool.end();
+    await s?.close();
+  }
 });
 
 /** The app's own connections to its database (the pool the doorbell polls through). */
