@@ -118,10 +118,11 @@ function operation(r: Route, examples: readonly [string, CapturedExample][]): Zo
     ...(r.description && { description: r.description }),
     security: r.auth === 'public' ? [] : [{ bearer: [] }],
     ...(typeof r.auth === 'object' && { 'x-permission': r.auth.permission }),
-    ...((r.params || r.query) && {
+    ...((r.params || r.query || r.headers) && {
       requestParams: {
         ...(r.params && { path: r.params as z.ZodObject }),
         ...(r.query && { query: r.query as z.ZodObject }),
+        ...(r.headers && { header: r.headers }),
       },
     }),
     ...(r.body && {

@@ -31,6 +31,8 @@ export interface Route<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.
    * problemCodes: authentication, validation, reading a body, 500 and 503).
    */
   errors?: readonly ErrorCode[];
+  /** request headers the handler reads (documented; the handler reads them from ctx) */
+  headers?: z.ZodObject;
   /** a body that is not JSON (an upload): its media types, as OpenAPI schemas */
   rawBody?: { description: string; content: Readonly<Record<string, { schema: Record<string, unknown> }>> };
   /** a path with `:name` parameters must have a `params` schema (checked at mount) */

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { z } from 'zod';
 import { AppError } from '../../errors.js';
+import { docsAssetParams, openApiShape } from '../../protocol/system.js';
 import { route, type Route } from '../route.js';
 
 /** Swagger UI's files, served from the installed package: no CDN (the machines reach nothing outside). */
@@ -36,10 +36,6 @@ const PAGE = `<!doctype html>
 </body>
 </html>
 `;
-
-const openApiShape = z
-  .looseObject({ openapi: z.string(), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) })
-  .meta({ id: 'OpenApiDocument', description: 'this document' });
 
 /**
  * GET /openapi.json (the document, made once on first ask from the route table) and
@@ -80,7 +76,7 @@ export function docsRoutes(document: () => Record<string, unknown>): Route[] {
       tag: 'system',
       summary: "The reference page's scripts and styles",
       auth: 'public',
-      params: z.strictObject({ file: z.string().max(64) }),
+      params: docsAssetParams,
       responses: { 200: { description: 'a script, a style sheet or an icon', contentType: '*/*' } },
       errors: ['not-found'],
       async handler({ params }) {

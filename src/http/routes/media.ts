@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import { AppError } from '../../errors.js';
 import { presets } from '../../images/presets.js';
 import { ROW_SEGMENT, type MediaService } from '../../images/service.js';
+import { conditionalHeaders } from '../../protocol/system.js';
 import { imageParams, manifestAnswer, manifestQuery, mediaFileParams, uploadAnswer } from '../../protocol/media.js';
 import type { Model } from '../../model/model.js';
 import type { Storage } from '../../storage/s3.js';
@@ -102,6 +103,7 @@ export function mediaRoutes({ model, media, storage, heads, maxBytes }: MediaRou
       description: `Content-addressed (a new image is a new URL), for deployments without a CDN; the URLs come from the pull rows' media columns, \`catalog:image\` and the manifest. Files: ${[...FILES].join(', ')}.`,
       auth: 'public',
       params: mediaFileParams,
+      headers: conditionalHeaders,
       responses: {
         200: { description: 'the image bytes', contentType: 'image/*', headers: ['ETag', 'Cache-Control'] },
         304: { description: 'the cached file is current', headers: ['ETag'] },

@@ -3,6 +3,7 @@ import type { SnapshotService } from '../../cache/snapshots.js';
 import { AppError } from '../../errors.js';
 import { pullAnswer, pullInput, snapshotPage, snapshotPageParams, snapshotPageQuery, type PullLimits } from '../../protocol/sync.js';
 import type { PullAnswer, PullService } from '../../sync/pull.js';
+import { conditionalHeaders } from '../../protocol/system.js';
 import { route, type RouteReply } from '../route.js';
 
 export type { PullLimits };
@@ -59,6 +60,7 @@ export function syncRoutes(pulls: PullService, limits: PullLimits, snapshots?: S
       description: `${PULL_DESCRIPTION} The GET form carries an ETag and answers 304 to If-None-Match; a poll with nothing new is answered from the server's memory.`,
       auth: 'any',
       query: input,
+      headers: conditionalHeaders,
       responses: { 200: page, 304: { description: 'nothing new since the ETag sent in If-None-Match', headers: ['ETag'] } },
       errors: PULL_ERRORS,
       handler: ({ principal, query, ctx }) => handle(principal!, query, 'GET', ctx.get('if-none-match')),
@@ -76,6 +78,7 @@ export function syncRoutes(pulls: PullService, limits: PullLimits, snapshots?: S
       auth: 'public',
       query: snapshotPageQuery,
       params: snapshotPageParams,
+      headers: conditionalHeaders,
       responses: {
         200: { description: 'a columnar page (Content-Encoding gzip or br)', schema: snapshotPage, headers: ['ETag', 'Cache-Control'] },
         304: { description: 'the cached page is current', headers: ['ETag'] },

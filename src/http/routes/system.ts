@@ -1,6 +1,5 @@
-import { z } from 'zod';
 import { problemDescription } from '../../protocol/problem.js';
-import { healthAnswer, readyAnswer } from '../../protocol/system.js';
+import { healthAnswer, problemCodeParams, readyAnswer } from '../../protocol/system.js';
 import type { Db } from '../../db/pg.js';
 import type { DriftState } from '../../install/drift.js';
 import { within } from '../../lib/within.js';
@@ -74,7 +73,7 @@ export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: 
       tag: 'system',
       summary: 'What a problem code means',
       auth: 'public',
-      params: z.strictObject({ code: z.string().max(64) }),
+      params: problemCodeParams,
       responses: { 200: { description: 'the code, its status and title', schema: problemDescription } },
       errors: ['not-found'],
       handler({ params }) {
