@@ -189,8 +189,9 @@ export function openApiDocument(routes: readonly Route[], opts: DocumentOptions 
       info: {
         title: 'fieldsync',
         version: VERSION,
-        summary: 'Offline-first sync server for mobile apps beside a PostgreSQL ERP database',
         description: [
+          'Offline-first sync server for mobile apps beside a PostgreSQL ERP database.',
+          '',
           'Every error is `application/problem+json` (RFC 9457) with a machine-readable `code`; `GET /problems/{code}` describes it. Every answer carries `X-Request-Id`. Answers over 1 KiB are gzip-compressed (br when asked); request bodies may be sent gzip, deflate or br. JSON fields are camelCase; the column names inside pull answers are the sync config\'s (data, not API). Money is a string with two decimals, timestamps epoch milliseconds, dates `YYYY-MM-DD`.',
           '',
           channelDescription(opts.events ?? {}),
