@@ -39,13 +39,16 @@ interface Option {
 export const options = {
   HOST: { schema: z.string().min(1), default: '0.0.0.0', doc: 'Interface the HTTP server binds to.' },
   PORT: { schema: int(0, 65535), default: '3000', doc: 'HTTP port (0 picks a free one).' },
+  DRAIN_DELAY_MS: { schema: int(0, 120_000), default: '0', doc: 'On SIGTERM, /ready answers 503 (draining) and the server keeps serving this long before it stops accepting: set it above the load balancer\'s readiness interval (e.g. 5000 behind Kubernetes or nginx health checks) so no request is sent to a closed port.' },
   TRUST_PROXY: { schema: hops, default: 'false', doc: 'How many reverse proxies (load balancers) stand in front of the app: the client IP for rate limits is the one the outermost of them appended to X-Forwarded-For, never one the client wrote. false = 0 (the peer address), true = 1.' },
   CORS_ORIGINS: { schema: origins, doc: 'Browser origins (comma-separated, exact, e.g. http://localhost:5000 for flutter run -d chrome; * for any) answered with CORS headers, on HTTP and the push channel. Unset: none, no CORS headers (phones need none).' },
   BODY_LIMIT_BYTES: { schema: int(1024, 64 * 1024 * 1024), default: String(2 * 1024 * 1024), doc: 'Largest JSON request body accepted (a push of 500 mutations fits); larger answers 413.' },
   LOG_LEVEL: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', doc: 'pino log level.' },
+  LOG_FORMAT: { schema: z.enum(['pretty', 'json']), doc: 'pretty: one coloured line per entry for people (pino-pretty); json: one JSON object per line for log collectors. Default: pretty when stdout is a terminal, json otherwise.' },
 
   DATABASE_URL: { schema: url('postgres:', 'postgresql:'), doc: 'PostgreSQL to sync (the ERP database). Unset: embedded PGlite under DATA_DIR, migrated and seeded with demo data on first start.' },
   DB_POOL_MAX: { schema: int(1, 500), default: '20', doc: 'Connections in the pool.' },
+  DB_SLOW_QUERY_MS: { schema: int(0, 3600_000), default: '200', doc: 'A query taking longer logs one warn line with its name (SQL file, or task and first words; never values) and duration. 0: off.' },
   DATA_DIR: { schema: z.string().min(1), default: './.fieldsync', doc: 'Embedded mode: where the database and the generated JWT secret live.' },
   EMBEDDED_PG_PORT: { schema: int(0, 65535), default: '0', doc: 'Embedded mode: TCP port of the PGlite socket on 127.0.0.1 (0 picks a free one).' },
 
@@ -58,6 +61,8 @@ export const options = {
   DEMO_PASSWORD: { schema: z.string().min(8), default: 'demo1234', doc: 'Password of every demo login (printed at start in demo mode only).' },
 
   JWT_SECRET: { schema: z.string().min(32, 'must be at least 32 characters'), doc: 'HS256 key for the tokens fieldsync issues and accepts. Required with DATABASE_URL unless JWT_JWKS_URL is set; embedded mode generates one under DATA_DIR.' },
+  JWT_SECRET_PREVIOUS: { schema: z.string().min(32, 'must be at least 32 characters'), doc: 'The JWT_SECRET being rotated out: tokens it signed still verify (and, without CURSOR_SECRET, cursors and snapshot URLs signed with the key derived from it) until JWT_SECRET_PREVIOUS_UNTIL. New ones are signed with JWT_SECRET only.' },
+  JWT_SECRET_PREVIOUS_UNTIL: { schema: z.iso.datetime({ offset: true }), doc: 'When JWT_SECRET_PREVIOUS stops verifying (ISO 8601 with offset): at least JWT_TTL_SECONDS after the rotation, longer when cursors ride on it (devices offline that long start over with 400 cursor-invalid). Required with JWT_SECRET_PREVIOUS.' },
   JWT_JWKS_URL: { schema: url('https:', 'http:'), doc: 'Also accept tokens signed by the keys at this JWKS URL (tokens issued by the ERP).' },
   JWT_ISSUER: { schema: z.string().min(1), default: 'fieldsync', doc: 'Required `iss` of accepted tokens; set on issued ones.' },
   JWT_AUDIENCE: { schema: z.string().min(1), default: 'fieldsync', doc: 'Required `aud` of accepted tokens; set on issued ones.' },
@@ -68,6 +73,8 @@ export const options = {
   LOGIN_MAX_FAILURES_PER_EMAIL: { schema: int(1, 1000), default: '5', doc: 'Failed logins per e-mail per 15 minutes; a success resets the count.' },
 
   CURSOR_SECRET: { schema: z.string().min(32, 'must be at least 32 characters'), doc: 'Key that signs pull cursors (HMAC). Default: derived from JWT_SECRET (or the embedded key). Replicas must share it.' },
+  CURSOR_SECRET_PREVIOUS: { schema: z.string().min(32, 'must be at least 32 characters'), doc: 'The CURSOR_SECRET being rotated out: cursors and snapshot page URLs it signed still verify until CURSOR_SECRET_PREVIOUS_UNTIL; new ones are signed with CURSOR_SECRET.' },
+  CURSOR_SECRET_PREVIOUS_UNTIL: { schema: z.iso.datetime({ offset: true }), doc: 'When CURSOR_SECRET_PREVIOUS stops verifying (ISO 8601 with offset); a device that last pulled before the rotation and comes back after it starts over (400 cursor-invalid). Required with CURSOR_SECRET_PREVIOUS.' },
   PULL_DEFAULT_LIMIT: { schema: int(1, 5000), default: '1000', doc: 'Rows and deletes per pull page when the request names no limit.' },
   PULL_MAX_LIMIT: { schema: int(1, 20_000), default: '5000', doc: 'Largest page a pull may ask for.' },
   TOMBSTONE_RETENTION_DAYS: { schema: int(1, 3650), default: '30', doc: 'Deletes are kept this long; a device offline longer gets 410 and re-bootstraps the affected buckets.' },
@@ -112,13 +119,17 @@ export interface Config {
     port: number;
     proxyHops: number;
     bodyLimitBytes: number;
+    /** after SIGTERM, serve this long with /ready at 503 before closing the port */
+    drainDelayMs: number;
     /** browser origins answered with CORS headers (`*`: any); empty: no CORS at all */
     corsOrigins: string[];
   };
-  log: { level: string };
+  /** format undefined: pretty when stdout is a terminal, else json */
+  log: { level: string; format: 'pretty' | 'json' | undefined };
   /** undefined: embedded PGlite */
   databaseUrl: string | undefined;
-  db: { poolMax: number };
+  /** slowQueryMs 0: no slow-query log */
+  db: { poolMax: number; slowQueryMs: number };
   dataDir: string;
   embeddedPgPort: number;
   /** undefined: decided by mode (embedded: yes; DATABASE_URL: no) */
@@ -127,6 +138,8 @@ export interface Config {
   auth: {
     /** undefined in embedded mode until the server generates one */
     jwtSecret: string | undefined;
+    /** the JWT secret being rotated out, verifying until `until` (epoch ms) */
+    jwtSecretPrevious: { secret: string; until: number } | undefined;
     jwksUrl: string | undefined;
     issuer: string;
     audience: string;
@@ -149,6 +162,8 @@ export interface Config {
   realtime: { windowMs: number; spreadPerSocketMs: number; maxSpreadMs: number; connectsPerIpPerMinute: number };
   sync: {
     cursorSecret: string | undefined;
+    /** the cursor secret being rotated out, verifying until `until` (epoch ms) */
+    cursorSecretPrevious: { secret: string; until: number } | undefined;
     defaultLimit: number;
     maxLimit: number;
     retentionDays: number;
@@ -176,6 +191,16 @@ export function assertServable(config: Config): void {
   }
 }
 
+/** A key being rotated out and the time it stops verifying: both or neither. */
+function previousKey(name: string, secret: string | undefined, until: string | undefined, problems: string[]): { secret: string; until: number } | undefined {
+  if (secret === undefined && until === undefined) return undefined;
+  if (secret === undefined || until === undefined) {
+    problems.push(`${name}_PREVIOUS and ${name}_PREVIOUS_UNTIL: set both (the old key, and when it stops verifying) or neither`);
+    return undefined;
+  }
+  return { secret, until: Date.parse(until) };
+}
+
 /** Parses and validates the environment; throws ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
@@ -193,19 +218,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (r.JWT_TTL_SECONDS! > r.JWT_MAX_LIFETIME_SECONDS!) {
     problems.push(`JWT_TTL_SECONDS: must not exceed JWT_MAX_LIFETIME_SECONDS (${r.JWT_MAX_LIFETIME_SECONDS}), or issued tokens would be refused`);
   }
+  const jwtSecretPrevious = previousKey('JWT_SECRET', r.JWT_SECRET_PREVIOUS, r.JWT_SECRET_PREVIOUS_UNTIL, problems);
+  const cursorSecretPrevious = previousKey('CURSOR_SECRET', r.CURSOR_SECRET_PREVIOUS, r.CURSOR_SECRET_PREVIOUS_UNTIL, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
-    http: { host: r.HOST!, port: r.PORT!, proxyHops: r.TRUST_PROXY!, bodyLimitBytes: r.BODY_LIMIT_BYTES!, corsOrigins: r.CORS_ORIGINS ?? [] },
-    log: { level: r.LOG_LEVEL! },
+    http: { host: r.HOST!, port: r.PORT!, proxyHops: r.TRUST_PROXY!, bodyLimitBytes: r.BODY_LIMIT_BYTES!, drainDelayMs: r.DRAIN_DELAY_MS!, corsOrigins: r.CORS_ORIGINS ?? [] },
+    log: { level: r.LOG_LEVEL!, format: r.LOG_FORMAT },
     databaseUrl: r.DATABASE_URL,
-    db: { poolMax: r.DB_POOL_MAX! },
+    db: { poolMax: r.DB_POOL_MAX!, slowQueryMs: r.DB_SLOW_QUERY_MS! },
     dataDir: r.DATA_DIR!,
     embeddedPgPort: r.EMBEDDED_PG_PORT!,
     seedDemo: r.SEED_DEMO,
     demo: { password: r.DEMO_PASSWORD!, scale: r.DEMO_SCALE!, seed: r.DEMO_SEED! },
     auth: {
       jwtSecret: r.JWT_SECRET,
+      jwtSecretPrevious,
       jwksUrl: r.JWT_JWKS_URL,
       issuer: r.JWT_ISSUER!,
       audience: r.JWT_AUDIENCE!,
@@ -254,6 +282,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     sync: {
       cursorSecret: r.CURSOR_SECRET,
+      cursorSecretPrevious,
       defaultLimit: Math.min(r.PULL_DEFAULT_LIMIT!, r.PULL_MAX_LIMIT!),
       maxLimit: r.PULL_MAX_LIMIT!,
       retentionDays: r.TOMBSTONE_RETENTION_DAYS!,

@@ -16,6 +16,11 @@ export class Lifecycle {
 
   constructor(private readonly log: Logger) {}
 
+  /** true from the moment stop() is first called: the server is draining (GET /ready answers 503) */
+  get draining(): boolean {
+    return this.stopping !== undefined;
+  }
+
   /** Records how to stop something that has just started. */
   onStop(name: string, stop: Stoppable['stop']): void {
     this.parts.push({ name, stop });

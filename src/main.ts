@@ -19,7 +19,7 @@ try {
   throw err;
 }
 
-const log = createLogger(config.log.level);
+const log = createLogger(config.log.level, config.log.format);
 const server = await startServer(config, log).catch((err: unknown) => {
   if (err instanceof ConfigError) {
     console.error(err.message);

@@ -10,6 +10,7 @@ import { Tokens } from './auth/tokens.js';
 import { assertServable, ConfigError, type Config } from './config.js';
 import { Doorbell } from './db/doorbell.js';
 import { startEmbeddedPostgres } from './db/embedded.js';
+import { assertEmbeddedInstalled } from './lib/embedded-packages.js';
 import { applyDemoSchema, install, installedHash } from './install/apply.js';
 import { DriftMonitor } from './install/drift.js';
 import { planInstall } from './install/plan.js';
@@ -31,6 +32,7 @@ import type { ImageChange, MediaService } from './images/service.js';
 import { createMediaStack } from './images/stack.js';
 import { Lifecycle } from './lifecycle.js';
 import { listenUrls } from './lib/listen-urls.js';
+import type { Keyring } from './lib/keyring.js';
 import { within } from './lib/within.js';
 import { createChannel, type Io } from './realtime/channel.js';
 import { Notifier } from './realtime/notifier.js';
@@ -136,6 +138,7 @@ async function closeHttp(server: HttpServer, inFlight: () => number, graceMs: nu
  */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   assertServable(config);
+  await assertEmbeddedInstalled(config); // a production install has no PGlite or s3rver: say which variable to set
   const life = new Lifecycle(log);
   try {
     const embedded = config.databaseUrl === undefined;
@@ -147,7 +150,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       log.info({ dataDir: config.dataDir }, 'embedded PostgreSQL (PGlite) started');
     }
 
-    const db = createDb({ url, poolMax: embedded ? 8 : config.db.poolMax, log });
+    const db = createDb({ url, poolMax: embedded ? 8 : config.db.poolMax, log, slowQueryMs: config.db.slowQueryMs, name: 'request' });
     life.onStop('database pool', () => db.$pool.end());
 
     // the demo ERP (its schema and data) only with the demo's config
@@ -186,14 +189,18 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     }
 
     const secret = config.auth.jwtSecret ?? (embedded ? await embeddedSecret(config.dataDir) : undefined);
-    const tokens = new Tokens({ ...config.auth, secret }, model);
+    const tokens = new Tokens({ ...config.auth, secret, previousSecret: config.auth.jwtSecretPrevious }, model);
+    // cursors and snapshot URLs: CURSOR_SECRET, else the JWT key (a rotation of it overlaps here too)
+    const signing: Keyring = config.sync.cursorSecret
+      ? { current: config.sync.cursorSecret, previous: config.sync.cursorSecretPrevious }
+      : { current: secret!, previous: config.sync.cursorSecretPrevious ?? config.auth.jwtSecretPrevious };
     const users = new UsersRepo(db, model.schema);
 
     // what the outbox holds (a seed, ERP writes while no server ran) is indexed before serving
     // batches on a pool of their own: a burst of requests filling the request pool must not
     // delay the batch every change waits for (commit -> poke, a push's visibleAfter)
     // (one name per server in this process: tests run several, and pg-promise warns of two pools alike)
-    const indexDb = createDb({ url, poolMax: 2, applicationName: `fieldsync-indexer${++indexerPools === 1 ? '' : `-${indexerPools}`}`, log });
+    const indexDb = createDb({ url, poolMax: 2, applicationName: `fieldsync-indexer${++indexerPools === 1 ? '' : `-${indexerPools}`}`, log, slowQueryMs: config.db.slowQueryMs, name: 'indexer' });
     life.onStop('indexer database pool', () => indexDb.$pool.end());
     const indexer = new Indexer(indexDb, model, log);
     await indexer.flush();
@@ -205,7 +212,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     indexer.on('indexed', (batch) => {
       if (!heads.apply(batch)) refreshHeads();
     });
-    const metrics = new Metrics({ dbQueries: () => allQueriesSent(db), lag: () => readLag(db, model) });
+    const metrics = new Metrics({ dbQueries: () => allQueriesSent(db), lag: () => readLag(db, model), pools: { request: db.$pool, indexer: indexDb.$pool } });
     const doorbell = new Doorbell(db, model, { pollMs: config.doorbell.pollMs, log, behind: () => heads.watermark });
     doorbell.on('watermark', refreshHeads);
     doorbell.on('pending', () => void indexer.flush().catch(() => undefined)); // the indexer logs its failures
@@ -235,7 +242,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           metrics,
           log,
           config.snapshots,
-          config.sync.cursorSecret ?? secret!,
+          signing,
         )
       : undefined;
     const drift = new DriftMonitor(db, checked, model, log, (ok) => metrics.configDrift.set(ok ? 0 : 1));
@@ -248,7 +255,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       heads,
       sets,
       new ChecksumCache(db, model, heads),
-      new CursorCodec(config.sync.cursorSecret ?? secret!),
+      new CursorCodec(signing),
       metrics,
       snapshots,
       drift.state,
@@ -270,7 +277,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     life.onStop('audit log', () => audit.stop());
     const push = new PushService(db, model, audit, metrics, indexer, log);
 
-    const routes: Route[] = [...systemRoutes(db, metrics, storage, drift.state, () => readLag(db, model)), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push, model),
+    const routes: Route[] = [...systemRoutes(db, metrics, storage, drift.state, () => readLag(db, model), { redis, draining: () => life.draining }), ...authRoutes(login), ...adminUserRoutes(users, model), ...syncRoutes(pulls, config.sync, snapshots), ...pushRoutes(push, model),
       ...mediaRoutes({ model, media, storage, heads, maxBytes: config.media.maxBytes })];
     const document = () => openApiDocument(routes, { events: model.events, examples: readExamples() });
     routes.push(...docsRoutes(document));
@@ -321,6 +328,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     });
     const notifier = new Notifier({ io, db, model, heads, sets, redis, log, options: { ...config.realtime, namespace } });
     announceImage = (c) => notifier.announceImage(c);
+    metrics.watchSockets(model.roles.keys(), () => io.of('/').sockets.values());
+    // not connected: 0 at once (a PING would wait in the offline queue)
+    if (redis) metrics.watchRedis(async () => redis.status === 'ready' && (await within(1000, redis.ping(), 'redis').then(() => true, () => false)));
     life.onStop('push channel', async () => {
       notifier.stop();
       io.local.disconnectSockets(true); // this process's sockets only: they reconnect to another
@@ -338,6 +348,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       for (const b of firstRole.buckets) if (b.bucket.snapshot && !b.bucket.keyed) void snapshots.offer(b.bucket.name, warmApp).catch(() => undefined);
     }
 
+    // stopped first (parts stop in reverse): /ready already answers 503 (draining) and the
+    // load balancer has this long to notice before the port closes
+    life.onStop('drain delay', () => new Promise((resolve) => setTimeout(resolve, config.http.drainDelayMs)));
     return { url: serverUrl, bound: addr, db, doorbell, indexer, heads, metrics, io, media, snapshots, tokens, model, drift, embedded, routes, openapi: document, http, stop: () => life.stop() };
   } catch (err) {
     await life.stop();

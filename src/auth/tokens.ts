@@ -13,6 +13,8 @@ import type { Principal } from './principal.js';
 export interface TokenOptions {
   /** HS256 key; undefined when only ERP-issued tokens are accepted */
   secret: string | undefined;
+  /** the secret being rotated out: HS256 tokens it signed verify until `until` (epoch ms) */
+  previousSecret?: { secret: string; until: number } | undefined;
   jwksUrl: string | undefined;
   issuer: string;
   audience: string;
@@ -97,6 +99,7 @@ export function readPrincipal(
 export class Tokens {
   private readonly verified = new Map<string, Session>();
   private readonly key: Uint8Array | undefined;
+  private readonly previousKey: { key: Uint8Array; until: number } | undefined;
   private readonly jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
 
   constructor(
@@ -104,6 +107,7 @@ export class Tokens {
     private readonly model: TokenModel,
   ) {
     this.key = opts.secret ? new TextEncoder().encode(opts.secret) : undefined;
+    this.previousKey = opts.previousSecret && { key: new TextEncoder().encode(opts.previousSecret.secret), until: opts.previousSecret.until };
     this.jwks = opts.jwksUrl ? createRemoteJWKSet(new URL(opts.jwksUrl)) : undefined;
   }
 
@@ -175,7 +179,7 @@ export class Tokens {
       const { alg } = decodeProtectedHeader(token);
       const claims = { issuer: this.opts.issuer, audience: this.opts.audience };
       if (alg === 'HS256' && this.key) {
-        ({ payload } = await jwtVerify(token, this.key, { ...claims, algorithms: ['HS256'] }));
+        ({ payload } = await this.verifyHs256(token, claims));
       } else if (alg !== 'HS256' && alg !== 'none' && this.jwks) {
         ({ payload } = await jwtVerify(token, this.jwks, {
           ...claims,
@@ -199,6 +203,20 @@ export class Tokens {
     if (this.verified.size >= CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
     this.verified.set(token, session);
     return session;
+  }
+
+  /**
+   * HS256 with the current key, or, during a rotation's overlap, the previous one: a token
+   * signed before the rotation stays good until the overlap ends (or it expires).
+   */
+  private async verifyHs256(token: string, claims: { issuer: string; audience: string }) {
+    try {
+      return await jwtVerify(token, this.key!, { ...claims, algorithms: ['HS256'] });
+    } catch (err) {
+      const previous = this.previousKey;
+      if (!(err instanceof joseErrors.JWSSignatureVerificationFailed) || !previous || Date.now() >= previous.until) throw err;
+      return jwtVerify(token, previous.key, { ...claims, algorithms: ['HS256'] });
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import type { SnapshotOffer } from '../protocol/sync.js';
+import type { Keyring } from '../lib/keyring.js';
 import { promisify } from 'node:util';
 import { brotliCompress, constants as zlib, gzip } from 'node:zlib';
 import pgPromise from 'pg-promise';
@@ -47,6 +48,7 @@ const readOnlySnapshot = new pgPromise.txMode.TransactionMode({ tiLevel: pgPromi
  */
 export class SnapshotService {
   private readonly key: Buffer;
+  private readonly previous: { key: Buffer; until: number } | undefined;
   private readonly building = new Map<string, Promise<SnapshotMeta | undefined>>();
   /** when each snapshot's delta since was last counted */
   private readonly deltaChecked = new Map<string, number>();
@@ -62,9 +64,11 @@ export class SnapshotService {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly opts: SnapshotOptions,
-    secret: string,
+    keys: Keyring,
   ) {
-    this.key = Buffer.from(hkdfSync('sha256', secret, 'fieldsync', 'snapshot page url v1', 32));
+    const derive = (secret: string) => Buffer.from(hkdfSync('sha256', secret, 'fieldsync', 'snapshot page url v1', 32));
+    this.key = derive(keys.current);
+    this.previous = keys.previous && { key: derive(keys.previous.secret), until: keys.previous.until };
   }
 
   /** Buckets shared by many users are worth a snapshot (the config's `snapshot: true`). */
@@ -197,8 +201,8 @@ export class SnapshotService {
     });
   }
 
-  private sign(bucket: string, id: string, page: number, exp: number): string {
-    return createHmac('sha256', this.key).update(`${bucket}/${id}/${page}/${exp}`).digest('base64url').slice(0, 22);
+  private sign(bucket: string, id: string, page: number, exp: number, key = this.key): string {
+    return createHmac('sha256', key).update(`${bucket}/${id}/${page}/${exp}`).digest('base64url').slice(0, 22);
   }
 
   /** The signed URL of a page, valid until exp (epoch seconds). */
@@ -208,9 +212,14 @@ export class SnapshotService {
 
   /** The stored bytes of a page if the signature holds and has not expired. */
   async page(bucket: string, id: string, page: number, exp: number, sig: string, enc: Encoding): Promise<Buffer | 'forbidden' | undefined> {
-    const want = Buffer.from(this.sign(bucket, id, page, exp));
     const got = Buffer.from(sig);
-    if (got.length !== want.length || !timingSafeEqual(got, want) || exp < Date.now() / 1000) return 'forbidden';
+    // the current key, or during a rotation's overlap the previous one
+    const keys = this.previous && Date.now() < this.previous.until ? [this.key, this.previous.key] : [this.key];
+    const signed = keys.some((key) => {
+      const want = Buffer.from(this.sign(bucket, id, page, exp, key));
+      return got.length === want.length && timingSafeEqual(got, want);
+    });
+    if (!signed || exp < Date.now() / 1000) return 'forbidden';
     const key = `${id}:${page}:${enc}`;
     let bytes = this.hot.get(key);
     if (!bytes) {

@@ -1,8 +1,6 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { loadPglite } from '../lib/embedded-packages.js';
 
 export interface EmbeddedPostgres {
   /** postgres:// URL of the socket, for pg-promise */
@@ -27,9 +25,12 @@ function alive(pid: number): boolean {
  * connections work, one statement at a time. LISTEN/NOTIFY does not cross those
  * connections: the doorbell polls instead.
  *
- * A data directory must not be opened by two processes: a pid file guards it.
+ * A data directory must not be opened by two processes: a pid file guards it. PGlite is a
+ * development dependency, loaded only here: without it (a production install) this throws
+ * a ConfigError saying to set DATABASE_URL.
  */
 export async function startEmbeddedPostgres(dataDir: string, port: number): Promise<EmbeddedPostgres> {
+  const { PGlite, pg_trgm, PGLiteSocketServer } = await loadPglite();
   const dir = join(dataDir, 'pgdata');
   await mkdir(dataDir, { recursive: true });
   const pidFile = join(dataDir, 'pglite.pid');

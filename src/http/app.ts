@@ -32,7 +32,11 @@ export interface AppOptions {
 /** A request id we accept from X-Request-Id; anything else is replaced by a UUID. */
 export const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
-/** Request id (taken from X-Request-Id when sane), a latency metric, and one access-log line. */
+/**
+ * Request id (taken from X-Request-Id when sane), a latency metric, and one access-log line:
+ * at info, or at debug for a pull answered with nothing new (a 304, or an answer from
+ * memory: handlers set `ctx.state.quiet`). The raw fast lane (server.ts) logs nothing.
+ */
 function requestContext(log: Logger, metrics: Metrics) {
   return async (ctx: Context, next: Next) => {
     const given = ctx.get('x-request-id');
@@ -46,7 +50,9 @@ function requestContext(log: Logger, metrics: Metrics) {
       const ms = Math.round((performance.now() - started) * 10) / 10;
       const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       metrics.httpDuration.observe({ method: ctx.method, route, status: ctx.status }, ms / 1000);
-      if (log.isLevelEnabled('info')) log.info({ requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
+      // polls that found nothing new (304, the fast lane) are most of the traffic: debug only
+      const level = ctx.status === 304 || ctx.state.quiet === true ? 'debug' : 'info';
+      if (log.isLevelEnabled(level)) log[level]({ requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
     }
   };
 }

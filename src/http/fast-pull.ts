@@ -37,6 +37,7 @@ export function fastPull(pulls: PullService, tokens: Tokens, limits: PullLimits 
     const answer = pulls.tryFast(principal, args.data.app, args.data.cursor);
     if (!answer) return next();
     const reply = pullReply(answer, ctx.method, ctx.get('if-none-match'));
+    ctx.state.quiet = true; // nothing new: not worth an access-log line at info
     ctx.set(reply.headers!);
     ctx.status = reply.status ?? 200;
     if (reply.body !== undefined) ctx.body = reply.body;

@@ -1,6 +1,20 @@
 import type { Lag } from './lag.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** What a connection pool tells about itself (pg's Pool). */
+export interface PoolStats {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+}
+
+export interface MetricSources {
+  dbQueries: () => number;
+  lag: () => Promise<Lag>;
+  /** the PostgreSQL pools by name (label `pool`): request, indexer */
+  pools?: Readonly<Record<string, PoolStats>>;
+}
+
 /**
  * Prometheus metrics of one server instance (its own registry, so tests can run many
  * servers in one process). Served at GET /metrics.
@@ -79,8 +93,8 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(sources: { dbQueries: () => number; lag: () => Promise<Lag> }) {
-    const { dbQueries } = sources;
+  constructor(sources: MetricSources) {
+    const { dbQueries, pools = {} } = sources;
     // one query per scrape for both gauges (a scrape collects them together: they share the
     // read in flight); a failed read keeps the last values, so the scrape still answers
     let last: Lag = { seconds: 0, pid: null, database: null, backlog: 0 };
@@ -91,6 +105,21 @@ export class Metrics {
         .then((l) => (last = l), () => last)
         .finally(() => (reading = undefined)));
     collectDefaultMetrics({ register: this.registry, prefix: 'fieldsync_' });
+    // the pools, read at each scrape; registered before the gauges below, which query
+    // through the request pool, so a scrape does not count its own query as waiting
+    const pool = (name: string, help: string, read: (p: PoolStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['pool'] as const,
+        registers: [this.registry],
+        collect() {
+          for (const [label, p] of Object.entries(pools)) this.set({ pool: label }, read(p));
+        },
+      });
+    pool('fieldsync_db_pool_connections', 'PostgreSQL connections open, by pool (request: HTTP and background work; indexer: indexing batches)', (p) => p.totalCount);
+    pool('fieldsync_db_pool_idle_connections', 'PostgreSQL connections open and idle, by pool', (p) => p.idleCount);
+    pool('fieldsync_db_pool_waiting', 'Queries waiting for a PostgreSQL connection, by pool (above 0 for long: the pool is too small or queries too slow)', (p) => p.waitingCount);
     new Gauge({
       name: 'fieldsync_oldest_write_transaction_seconds',
       help: 'Age of the oldest open write transaction in the PostgreSQL cluster (0: none). Only its own rows wait for it; other commits are delivered at once',
@@ -114,6 +143,41 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(dbQueries());
+      },
+    });
+  }
+
+  /**
+   * Push channel sockets connected to this process, by role, counted at each scrape.
+   * `roles` (the config's) are always present, at 0 when none is connected.
+   */
+  watchSockets(roles: Iterable<string>, sockets: () => Iterable<{ data: { role?: string } }>): void {
+    const known = [...roles];
+    new Gauge({
+      name: 'fieldsync_push_channel_sockets',
+      help: 'Push channel (Socket.IO) sockets connected to this process, by role',
+      labelNames: ['role'] as const,
+      registers: [this.registry],
+      collect() {
+        const counts = new Map<string, number>(known.map((r) => [r, 0]));
+        for (const s of sockets()) {
+          const role = s.data.role ?? 'unknown'; // still in the handshake
+          counts.set(role, (counts.get(role) ?? 0) + 1);
+        }
+        this.reset();
+        for (const [role, n] of counts) this.set({ role }, n);
+      },
+    });
+  }
+
+  /** Whether Redis answers (REDIS_URL only): 1, or 0 while it does not; asked at each scrape. */
+  watchRedis(up: () => Promise<boolean>): void {
+    new Gauge({
+      name: 'fieldsync_redis_up',
+      help: 'Whether Redis (REDIS_URL) answers a PING within 1 s: 1, or 0 (rooms, snapshots and limits then fall back to this process and PostgreSQL)',
+      registers: [this.registry],
+      async collect() {
+        this.set((await up()) ? 1 : 0);
       },
     });
   }

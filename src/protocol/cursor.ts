@@ -1,5 +1,6 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import type { Keyring } from '../lib/keyring.js';
 import { isSeqText } from './values.js';
 
 /**
@@ -63,16 +64,23 @@ export type CursorError = 'malformed' | 'signature' | 'outdated';
 
 /** Signs and verifies cursors with a key derived from the server secret (HKDF). */
 export class CursorCodec {
-  private readonly key: Buffer;
+  private readonly keys: Buffer[];
+  private readonly previousUntil: number;
+  /** payloads whose cursor the previous key signed (never remembered) */
+  private readonly byPrevious = new WeakSet<CursorPayload>();
   /** cursors decoded recently: a polling device sends the same one again and again */
   private readonly recent = new Map<string, CursorPayload>();
 
-  constructor(secret: string) {
-    this.key = Buffer.from(hkdfSync('sha256', secret, 'fieldsync', 'pull cursor v1', 32));
+  /** Signs with `keys.current`; during a rotation's overlap, also verifies what `keys.previous` signed. */
+  constructor(keys: Keyring | string) {
+    const k = typeof keys === 'string' ? { current: keys } : keys;
+    const derive = (secret: string) => Buffer.from(hkdfSync('sha256', secret, 'fieldsync', 'pull cursor v1', 32));
+    this.keys = [derive(k.current), ...(k.previous ? [derive(k.previous.secret)] : [])];
+    this.previousUntil = k.previous?.until ?? 0;
   }
 
-  private mac(body: string): Buffer {
-    return createHmac('sha256', this.key).update(body).digest().subarray(0, 16);
+  private mac(body: string, key = this.keys[0]!): Buffer {
+    return createHmac('sha256', key).update(body).digest().subarray(0, 16);
   }
 
   encode(c: CursorPayload): string {
@@ -87,7 +95,8 @@ export class CursorCodec {
     const known = this.recent.get(cursor);
     if (known) return known;
     const result = this.verify(cursor);
-    if (typeof result !== 'string') {
+    // one signed with the previous key is checked each time: it stops verifying when the overlap ends
+    if (typeof result !== 'string' && !this.byPrevious.has(result)) {
       if (this.recent.size >= 10_000) this.recent.delete(this.recent.keys().next().value!);
       this.recent.set(cursor, result);
     }
@@ -99,8 +108,12 @@ export class CursorCodec {
     if (dot <= 0 || cursor.length > 16_384) return 'malformed';
     const body = cursor.slice(0, dot);
     const sig = Buffer.from(cursor.slice(dot + 1), 'base64url');
-    const expected = this.mac(body);
-    if (sig.length !== expected.length || !timingSafeEqual(sig, expected)) return 'signature';
+    const keys = Date.now() < this.previousUntil ? this.keys : this.keys.slice(0, 1);
+    const signer = keys.findIndex((key) => {
+      const expected = this.mac(body, key);
+      return sig.length === expected.length && timingSafeEqual(sig, expected);
+    });
+    if (signer < 0) return 'signature';
     let json: unknown;
     try {
       json = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
@@ -111,6 +124,8 @@ export class CursorCodec {
     const parsed = payloadSchema.safeParse(json);
     if (!parsed.success) return 'malformed';
     const p = parsed.data;
-    return { epoch: p.e, userId: p.u, app: p.a, profile: p.p, buckets: p.b };
+    const payload = { epoch: p.e, userId: p.u, app: p.a, profile: p.p, buckets: p.b };
+    if (signer > 0) this.byPrevious.add(payload);
+    return payload;
   }
 }

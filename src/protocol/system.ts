@@ -7,7 +7,7 @@ export const healthAnswer = z.object({ status: z.literal('ok') }).meta({ id: 'He
 export const readyAnswer = z
   .object({
     status: z.enum(['ready', 'not-ready']),
-    checks: z.record(z.string(), z.string()).meta({ description: '`ok`, or what failed: postgres, s3, syncConfig', example: { postgres: 'ok', s3: 'ok', syncConfig: 'ok' } }),
+    checks: z.record(z.string(), z.string()).meta({ description: '`ok`, or what failed: postgres, s3, redis (with REDIS_URL), syncConfig; `draining` while the server shuts down', example: { postgres: 'ok', s3: 'ok', syncConfig: 'ok' } }),
     changes: z
       .object({
         oldestWriteTransaction: z

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../src/config.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { assertConformant, watchAnswers } from './conformance.js';
 import { createTestDatabase, type ErpFixture, type TestDatabase } from './db.js';
@@ -26,10 +26,11 @@ export interface TestServer extends RunningServer {
 
 /**
  * The whole app on a fresh database (the demo ERP, or `erp`, with fieldsync installed)
- * and a random port. `env` overrides the defaults below (no demo seed, silent logs);
+ * and a random port. `env` overrides the defaults below (no demo seed, silent logs; `log`
+ * replaces the logger, for tests that read what the server logs);
  * `close()` stops the app and drops the database.
  */
-export async function startTestServer(env: Record<string, string> = {}, opts: { erp?: ErpFixture } = {}): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string> = {}, opts: { erp?: ErpFixture; log?: Logger } = {}): Promise<TestServer> {
   const tdb = await createTestDatabase(opts.erp ? { erp: opts.erp } : {});
   const dataDir = await mkdtemp(join(tmpdir(), 'fieldsync-test-')); // the embedded S3's files
   const config = loadConfig({
@@ -44,7 +45,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
     ...(opts.erp && { SYNC_CONFIG: opts.erp.configPath }),
     ...env,
   });
-  const server = await startServer(config, createLogger(config.log.level));
+  const server = await startServer(config, opts.log ?? createLogger(config.log.level, config.log.format));
   // every answer this server sends is checked against its OpenAPI document
   const watch = watchAnswers(server.http, server.openapi);
   const fetchApp = (path: string, init?: RequestInit) => fetch(server.url + path, init);

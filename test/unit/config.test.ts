@@ -90,3 +90,18 @@ test('a malformed CORS_ORIGINS entry is a ConfigError naming the variable', (t) 
     t.is(err.problems.length, 1, value);
   }
 });
+
+test('.env.example names only real variables, and its values load and serve', (t) => {
+  const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(#\s*)?([A-Z][A-Z0-9_]+)=(.*)$/.exec(line);
+    if (!m) continue;
+    t.true(Object.hasOwn(options, m[2]!), `${m[2]} is a configuration variable`);
+    if (!m[1]) env[m[2]!] = m[3]!;
+  }
+  t.true(Object.keys(env).length >= 10);
+  const config = loadConfig(env);
+  t.notThrows(() => assertServable(config));
+  t.is(config.http.proxyHops, 1);
+});

@@ -36,7 +36,12 @@ export function syncRoutes(pulls: PullService, limits: PullLimits, snapshots?: S
     args: z.output<typeof input>,
     method: string,
     ifNoneMatch: string,
-  ): Promise<RouteReply> => pullReply(await pulls.pull({ principal, ...args }), method, ifNoneMatch);
+    state: Record<string, unknown>,
+  ): Promise<RouteReply> => {
+    const answer = await pulls.pull({ principal, ...args });
+    if (answer.fast) state.quiet = true; // nothing new, from memory: the access log keeps it at debug
+    return pullReply(answer, method, ifNoneMatch);
+  };
   const page = { description: 'a page of changes', schema: pullAnswer, headers: ['ETag', 'Cache-Control'] };
   return [
     route({
@@ -50,7 +55,7 @@ export function syncRoutes(pulls: PullService, limits: PullLimits, snapshots?: S
       idempotent: true, // a read, though a POST
       responses: { 200: page },
       errors: PULL_ERRORS,
-      handler: ({ principal, body }) => handle(principal!, body, 'POST', ''),
+      handler: ({ principal, body, ctx }) => handle(principal!, body, 'POST', '', ctx.state),
     }),
     route({
       method: 'GET',
@@ -63,7 +68,7 @@ export function syncRoutes(pulls: PullService, limits: PullLimits, snapshots?: S
       headers: conditionalHeaders,
       responses: { 200: page, 304: { description: 'nothing new since the ETag sent in If-None-Match', headers: ['ETag'] } },
       errors: PULL_ERRORS,
-      handler: ({ principal, query, ctx }) => handle(principal!, query, 'GET', ctx.get('if-none-match')),
+      handler: ({ principal, query, ctx }) => handle(principal!, query, 'GET', ctx.get('if-none-match'), ctx.state),
     }),
     route({
       // The exact stored bytes (gzip, or br for clients that ask): no JSON work, no

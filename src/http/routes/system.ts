@@ -10,14 +10,21 @@ import { errorCatalogue, type ErrorCode } from '../../errors.js';
 import { AppError } from '../../errors.js';
 import { route } from '../route.js';
 
-export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: DriftState, lag: () => Promise<Lag>) {
+export interface ReadinessSources {
+  /** REDIS_URL's connection: checked with a PING when set */
+  redis?: { readonly status: string; ping(): Promise<unknown> } | undefined;
+  /** true once the server has begun stopping (SIGTERM): not ready, so load balancers stop sending */
+  draining?: () => boolean;
+}
+
+export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: DriftState, lag: () => Promise<Lag>, readiness: ReadinessSources = {}) {
   return [
     route({
       method: 'GET',
       path: '/metrics',
       tag: 'system',
       summary: 'Prometheus metrics',
-      description: 'Request latency by route, pulls by path, rows served, the outbox backlog, the oldest write transaction, config drift. Keep it off the public internet.',
+      description: 'Request latency by route, pulls by path, rows served, the outbox backlog, the oldest write transaction, config drift, database pools, push channel sockets by role, Redis availability. Keep it off the public internet.',
       auth: 'public',
       responses: { 200: { description: 'Prometheus text exposition format', contentType: 'text/plain' } },
       async handler() {
@@ -38,11 +45,13 @@ export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: 
       path: '/ready',
       tag: 'system',
       summary: 'Readiness',
-      description: 'Ready when PostgreSQL and S3 answer within 2 s and the database matches the sync config.',
+      description: 'Ready when PostgreSQL and S3 answer within 2 s, the database matches the sync config and the server is not shutting down. `checks.redis` (with REDIS_URL) reports Redis but never makes the server unready: without it the server is degraded (rooms per process, snapshots from PostgreSQL, limits in memory), not down.',
       auth: 'public',
       responses: { 200: { description: 'ready', schema: readyAnswer }, 503: { description: 'not ready: `checks` names what failed', schema: readyAnswer } },
       async handler() {
         const checks: Record<string, string> = {};
+        // first: once stopping, every answer says so, whatever else holds
+        if (readiness.draining?.()) checks.draining = 'shutting down';
         try {
           await within(2000, db.one('SELECT 1'));
           checks.postgres = 'ok';
@@ -55,9 +64,21 @@ export function systemRoutes(db: Db, metrics: Metrics, storage: Storage, drift: 
         } catch (err) {
           checks.s3 = (err as Error).message || 'unreachable';
         }
+        if (readiness.redis) {
+          try {
+            // not connected: said at once (a PING would wait in the offline queue)
+            if (readiness.redis.status !== 'ready') throw new Error(`not connected (${readiness.redis.status})`);
+            await within(2000, readiness.redis.ping(), 'redis');
+            checks.redis = 'ok';
+          } catch (err) {
+            checks.redis = (err as Error).message || 'unreachable';
+          }
+        }
         // the database no longer matching the sync config (an ERP deploy recreated a table)
         checks.syncConfig = drift.ok ? 'ok' : drift.problems.join('; ');
-        const ready = Object.values(checks).every((c) => c === 'ok');
+        // Redis down degrades (rooms per process, snapshots from PostgreSQL, limits in memory)
+        // but does not stop serving: said in checks, never a reason to take every replica out
+        const ready = Object.entries(checks).every(([name, c]) => c === 'ok' || name === 'redis');
         // for the operator, never a reason to be unready: an open transaction delays only its own rows
         const l = await within(2000, lag()).catch(() => undefined); // unknown while PostgreSQL does not answer
         const changes = l && {
