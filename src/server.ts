@@ -325,6 +325,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       proxyHops: config.http.proxyHops,
       limiter,
       corsOrigins: config.http.corsOrigins,
+      appOf: (role: string, given: unknown) => {
+        const app = typeof given === 'string' ? model.apps.get(given) : undefined;
+        return app?.roles.includes(role) ? app.name : model.defaultApp.get(role);
+      },
     });
     const notifier = new Notifier({ io, db, model, heads, sets, redis, log, options: { ...config.realtime, namespace } });
     announceImage = (c) => notifier.announceImage(c);

@@ -151,21 +151,25 @@ export class Metrics {
    * Push channel sockets connected to this process, by role, counted at each scrape.
    * `roles` (the config's) are always present, at 0 when none is connected.
    */
-  watchSockets(roles: Iterable<string>, sockets: () => Iterable<{ data: { role?: string } }>): void {
+  watchSockets(roles: Iterable<string>, sockets: () => Iterable<{ data: { role?: string; app?: string } }>): void {
     const known = [...roles];
     new Gauge({
       name: 'fieldsync_push_channel_sockets',
-      help: 'Push channel (Socket.IO) sockets connected to this process, by role',
-      labelNames: ['role'] as const,
+      help: 'Push channel (Socket.IO) sockets connected to this process, by app (the handshake\'s auth.app, else the role\'s default app) and role',
+      labelNames: ['app', 'role'] as const,
       registers: [this.registry],
       collect() {
-        const counts = new Map<string, number>(known.map((r) => [r, 0]));
+        this.reset();
+        for (const role of known) this.set({ app: 'none', role }, 0); // every role shows, at 0 when none is connected
+        const counts = new Map<string, { app: string; role: string; n: number }>();
         for (const s of sockets()) {
           const role = s.data.role ?? 'unknown'; // still in the handshake
-          counts.set(role, (counts.get(role) ?? 0) + 1);
+          const app = s.data.app ?? 'none';
+          const c = counts.get(`${app}|${role}`) ?? { app, role, n: 0 };
+          c.n++;
+          counts.set(`${app}|${role}`, c);
         }
-        this.reset();
-        for (const [role, n] of counts) this.set({ role }, n);
+        for (const { app, role, n } of counts.values()) this.set({ app, role }, n);
       },
     });
   }

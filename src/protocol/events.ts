@@ -94,6 +94,8 @@ export interface SocketData {
   buckets: string[];
   /** token expiry, epoch ms */
   expiresAt: number;
+  /** the app it said it is (handshake auth.app), else its role's default: for the sockets gauge */
+  app?: string;
 }
 
 /**

@@ -35,6 +35,11 @@ export interface ChannelOptions {
   limiter: MakeLimiter;
   /** browser origins answered with CORS headers (`*`: any), as for HTTP; empty or unset: none */
   corsOrigins?: readonly string[];
+  /**
+   * The app a socket says it is (handshake `auth: {token, app}`) when the role may use it,
+   * else the role's default app: the sockets gauge counts by it. Default: none.
+   */
+  appOf?: (role: string, given: unknown) => string | undefined;
 }
 
 /** The principal a socket was authenticated as (its token, kept on the socket). */
@@ -95,7 +100,8 @@ export function createChannel(http: HttpServer, opts: ChannelOptions): { io: Io;
       const token = (socket.handshake.auth as { token?: unknown }).token;
       if (typeof token !== 'string' || token === '') throw new AppError('token-missing', 'connect with auth: {token}');
       const { principal: p, expiresAt } = await opts.tokens.session(token);
-      socket.data = { userId: p.userId, role: p.role, claims: { ...p.claims }, buckets: await opts.sets.get(p), expiresAt };
+      const app = opts.appOf?.(p.role, (socket.handshake.auth as { app?: unknown }).app);
+      socket.data = { userId: p.userId, role: p.role, claims: { ...p.claims }, buckets: await opts.sets.get(p), expiresAt, ...(app !== undefined && { app }) };
       next();
     } catch (err) {
       const e = err instanceof AppError ? err : new AppError('internal');

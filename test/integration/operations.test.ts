@@ -187,10 +187,15 @@ test.serial('pool, socket and Redis gauges are read at each scrape and move with
   t.true(before.has('fieldsync_db_pool_connections{pool="indexer"}'));
   t.true(before.has('fieldsync_db_pool_idle_connections{pool="request"}'));
   t.true(before.has('fieldsync_db_pool_waiting{pool="request"}'));
-  t.is(before.get('fieldsync_push_channel_sockets{role="salesman"}'), 0, 'every role of the config, at 0');
-  t.is(before.get('fieldsync_push_channel_sockets{role="admin"}'), 0);
+  t.is(before.get('fieldsync_push_channel_sockets{app="none",role="salesman"}'), 0, 'every role of the config, at 0');
+  t.is(before.get('fieldsync_push_channel_sockets{app="none",role="admin"}'), 0);
 
-  const clients = [socket(s.url, tokens.salesman1), socket(s.url, tokens.salesman2), socket(s.url, tokens.admin)];
+  // the app from the handshake when the role may use it, else the role's default
+  const clients = [
+    socket(s.url, tokens.salesman1),
+    socket(s.url, tokens.salesman2, { auth: { token: tokens.salesman2, app: 'travel_sales' } }),
+    socket(s.url, tokens.admin, { auth: { token: tokens.admin, app: 'warehouse_of_the_moon' } }),
+  ];
   await Promise.all(clients.map(connected));
   // more statements than the pool (DB_POOL_MAX=5) has connections: some wait
   const busy = Promise.all(Array.from({ length: 8 }, () => s.db.one('SELECT pg_sleep(0.5) AS slept')));
@@ -199,11 +204,12 @@ test.serial('pool, socket and Redis gauges are read at each scrape and move with
   await busy;
   t.is(during.get('fieldsync_db_pool_connections{pool="request"}'), 5);
   t.true(during.get('fieldsync_db_pool_waiting{pool="request"}')! >= 1);
-  t.is(during.get('fieldsync_push_channel_sockets{role="salesman"}'), 2);
-  t.is(during.get('fieldsync_push_channel_sockets{role="admin"}'), 1);
+  t.is(during.get('fieldsync_push_channel_sockets{app="salesman",role="salesman"}'), 1);
+  t.is(during.get('fieldsync_push_channel_sockets{app="travel_sales",role="salesman"}'), 1);
+  t.is(during.get('fieldsync_push_channel_sockets{app="manager",role="admin"}'), 1, 'an app the config does not know: the default');
 
   for (const c of clients) c.disconnect();
-  await until(async () => (await scrape(s)).get('fieldsync_push_channel_sockets{role="salesman"}') === 0, 'the sockets gone from the gauge', 5000);
+  await until(async () => !(await scrape(s)).has('fieldsync_push_channel_sockets{app="salesman",role="salesman"}'), 'the sockets gone from the gauge', 5000);
   await until(async () => {
     const after = await scrape(s);
     return after.get('fieldsync_db_pool_waiting{pool="request"}') === 0 && after.get('fieldsync_db_pool_idle_connections{pool="request"}')! >= 1;

@@ -439,7 +439,7 @@ final class FieldSync {
         IO.OptionBuilder()
             .setTransports(['websocket'])
             .setPath('/socket.io')
-            .setAuth({'token': api.token})
+            .setAuth({'token': api.token, 'app': app}) // app: counted per app in the server's metrics
             .enableReconnection()
             .build());
     socket.onConnect((_) => _quietly(sync));
@@ -480,7 +480,7 @@ final class FieldSync {
       await Future<void>.delayed(after);
       if (relogin) await _relogin();
       socket
-        ..auth = {'token': api.token}
+        ..auth = {'token': api.token, 'app': app}
         ..disconnect()
         ..connect();
     } finally {
